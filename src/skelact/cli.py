@@ -46,9 +46,13 @@ def _fail(message: str) -> None:
 
 # --- end synth ---
 
-# --- preprocess, validate (owner: preprocessing) ---
+# --- preprocess (owner: preprocessing) ---
 
 # --- end preprocess ---
+
+# --- validate (owner: data path) ---
+
+# --- end validate ---
 
 # --- flops (owner: models) ---
 
