@@ -1,0 +1,283 @@
+"""The reference clip sampling and augmentation, for a whole batch at once, on any device.
+
+The reference (SkelAct's PoseRandomCrop / PoseCenterCrop / PoseResize / PoseRandomRotate, then
+FormatGCNInput) processes one sample at a time in NumPy inside DataLoader workers. Here the same
+computation is split in two:
+
+1. `ClipSampler.draw`: the random numbers only (crop length and start, rotation angles) for a
+   batch, drawn on the CPU with NumPy -- a few vectorised calls, no per-sample work;
+2. `ClipSampler.apply`: the arithmetic, batched with tensor ops on the device that holds the data.
+   Bilinear resizing along time with ``align_corners=False`` and the joint axis unchanged is a
+   linear interpolation between two neighbouring frames of the crop, so every output time step
+   is ``w0 * frames[g0] + w1 * frames[g1]`` with global row indices ``g0, g1`` into the ragged
+   frame array; one ``index_select`` per neighbour fetches the whole batch, and one batched
+   matmul applies each sample's rotation. The index/weight arithmetic mirrors
+   ``torch.nn.functional.interpolate`` (float32 source index, clamped at 0, right neighbour
+   clamped at the last frame) so results equal the reference to float rounding.
+
+`draw_legacy` reproduces the reference's exact random stream (NumPy's legacy global generator,
+per sample: length, start, angles) for parity with seeded reference runs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Draws", "ClipSampler", "rotation_matrices", "interp_indices"]
+
+
+@dataclass
+class Draws:
+    """The random (or, for val, deterministic) choices for one batch, all on the CPU.
+
+    ``starts``/``lens``: int64 ``(N,)`` crop start and length per sample; ``angles``: float64
+    ``(N, 3)`` rotation angles (z, y, x) in radians, or None when rotation is off.
+    """
+
+    starts: np.ndarray
+    lens: np.ndarray
+    angles: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+
+def rotation_matrices(angles: np.ndarray) -> np.ndarray:
+    """``R = Rz(a0) @ Ry(a1) @ Rx(a2)`` for each row of ``angles`` (N, 3) -> (N, 3, 3) float64."""
+    angles = np.asarray(angles, dtype=np.float64).reshape(-1, 3)
+    cos, sin = np.cos(angles), np.sin(angles)
+    n = angles.shape[0]
+    rz = np.zeros((n, 3, 3))
+    ry = np.zeros((n, 3, 3))
+    rx = np.zeros((n, 3, 3))
+    rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1] = cos[:, 0], -sin[:, 0], sin[:, 0], cos[:, 0]
+    rz[:, 2, 2] = 1.0
+    ry[:, 0, 0], ry[:, 0, 2], ry[:, 2, 0], ry[:, 2, 2] = cos[:, 1], sin[:, 1], -sin[:, 1], cos[:, 1]
+    ry[:, 1, 1] = 1.0
+    rx[:, 1, 1], rx[:, 1, 2], rx[:, 2, 1], rx[:, 2, 2] = cos[:, 2], -sin[:, 2], sin[:, 2], cos[:, 2]
+    rx[:, 0, 0] = 1.0
+    return rz @ ry @ rx
+
+
+def interp_indices(
+    lens: torch.Tensor, clip_len: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left/right source frame (within the crop) and right weight per output step, (N, T) each.
+
+    Same arithmetic as PyTorch's bilinear ``align_corners=False`` in float32: scale = L / T,
+    src = scale * (t + 0.5) - 0.5 clamped at 0, i0 = floor(src) (at most L - 1),
+    i1 = i0 + (i0 < L - 1), lambda = src - i0. When L == T this is exactly the identity
+    (src = t in float32), matching PyTorch's own same-size shortcut.
+    """
+    device = lens.device
+    lens_f = lens.to(torch.float32)
+    scale = (lens_f / float(clip_len)).unsqueeze(1)
+    t = torch.arange(clip_len, device=device, dtype=torch.float32).unsqueeze(0) + 0.5
+    src = (scale * t - 0.5).clamp_min_(0.0)
+    last = (lens - 1).unsqueeze(1)
+    i0 = torch.minimum(src.floor().to(torch.int64), last)
+    lam = (src - i0.to(torch.float32)).clamp_(0.0, 1.0)
+    i1 = i0 + (i0 < last).to(torch.int64)
+    return i0, i1, lam
+
+
+class ClipSampler:
+    """Crop + resize to ``clip_len`` (+ rotation) for batches of a `SkeletonSet`.
+
+    ``train=True``: random crop with length uniform in [int(0.5 n), int(1.0 n)], clamped to
+    [min(min_len, n), n], start uniform, then resize and (when ``rotate`` > 0) a random rotation
+    with angles uniform in [-rotate*pi, rotate*pi]. ``train=False``: centre crop of
+    ``int(n * clip_ratio)`` frames (at least 1), resize, no rotation. Output N x C x T x V x M
+    float32 on ``device``.
+
+    ``data`` may be a host `SkeletonSet` (NumPy arrays; the batch is gathered on the CPU and the
+    result moved to ``device``) or ``SkeletonSet.to(device)`` (everything stays on the device;
+    upload once per run, the recommended form on a GPU).
+    """
+
+    def __init__(
+        self,
+        clip_len: int,
+        *,
+        train: bool,
+        clip_ratio: float = 0.9,
+        rotate: float = 0.0,
+        min_len: int = 64,
+        min_ratio: float = 0.5,
+        max_ratio: float = 1.0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if clip_len < 1:
+            raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+        if not 0 < clip_ratio <= 1:
+            raise ValueError(f"clip_ratio must be in (0, 1], got {clip_ratio}")
+        if not 0 < min_ratio <= max_ratio <= 1:
+            raise ValueError(f"need 0 < min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
+        if rotate < 0:
+            raise ValueError(f"rotate must be >= 0, got {rotate}")
+        self.clip_len = int(clip_len)
+        self.train = bool(train)
+        self.clip_ratio = float(clip_ratio)
+        self.rotate = float(rotate) if train else 0.0
+        self.min_len = int(min_len)
+        self.min_ratio = float(min_ratio)
+        self.max_ratio = float(max_ratio)
+        self.device = torch.device(device)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        mode = (
+            f"train, rotate={self.rotate}, min_len={self.min_len}"
+            if self.train
+            else f"val, clip_ratio={self.clip_ratio}"
+        )
+        return f"ClipSampler(clip_len={self.clip_len}, {mode}, device={self.device})"
+
+    # ---------------------------------------------------------------- draws (CPU, NumPy)
+    def _center(self, n: np.ndarray) -> Draws:
+        lens = np.maximum((n * self.clip_ratio).astype(np.int64), 1)
+        return Draws(starts=(n - lens) // 2, lens=lens)
+
+    def _clamp(self, lens: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return np.minimum(np.maximum(lens, self.min_len), n)
+
+    def draw(self, lengths: np.ndarray, rng: np.random.Generator | None = None) -> Draws:
+        """Choices for samples of the given frame counts, vectorised with a NumPy Generator.
+
+        Val mode is deterministic and ignores ``rng``. Train mode needs ``rng``.
+        """
+        n = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if not self.train:
+            return self._center(n)
+        if rng is None:
+            raise ValueError("train-mode ClipSampler.draw needs an rng (np.random.Generator)")
+        lo = (n * self.min_ratio).astype(np.int64)
+        hi = (n * self.max_ratio).astype(np.int64)
+        lens = self._clamp(rng.integers(lo, hi + 1), n)
+        starts = rng.integers(0, n - lens + 1)
+        angles = None
+        if self.rotate > 0:
+            theta = self.rotate * math.pi
+            angles = rng.uniform(-theta, theta, size=(n.shape[0], 3))
+        return Draws(starts=starts.astype(np.int64), lens=lens.astype(np.int64), angles=angles)
+
+    def draw_legacy(
+        self, lengths: np.ndarray, random_state: np.random.RandomState | None = None
+    ) -> Draws:
+        """Choices drawn exactly as the reference does, sample after sample.
+
+        Uses ``random_state`` (or NumPy's legacy global generator, i.e. what ``np.random.seed``
+        seeds, when None) in the reference's order: ``randint(int(0.5 n), int(1.0 n) + 1)``,
+        ``randint(0, n - L + 1)``, then ``uniform(-r pi, r pi, 3)`` when rotating. Slower than
+        `draw` (a Python loop over the batch); meant for parity with seeded reference runs.
+        """
+        n = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if not self.train:
+            return self._center(n)
+        rs: Any = np.random if random_state is None else random_state
+        starts = np.empty(n.shape[0], dtype=np.int64)
+        lens = np.empty(n.shape[0], dtype=np.int64)
+        angles = np.empty((n.shape[0], 3)) if self.rotate > 0 else None
+        theta = self.rotate * math.pi
+        for i, frames in enumerate(n.tolist()):
+            length = rs.randint(int(frames * self.min_ratio), int(frames * self.max_ratio) + 1)
+            length = min(max(length, self.min_len), frames)
+            starts[i] = rs.randint(0, frames - length + 1)
+            lens[i] = length
+            if angles is not None:
+                angles[i] = rs.uniform(-theta, theta, 3)
+        return Draws(starts=starts, lens=lens, angles=angles)
+
+    # ---------------------------------------------------------------- apply (batched, device)
+    def _workspace(self, device: torch.device, rows: int, width: int):
+        """Two reusable (rows, width) float32 buffers per thread and device.
+
+        Reusing them matters on the CPU: a fresh multi-MB tensor per batch is a fresh mmap whose
+        page faults cost as much as the arithmetic (much more inside some VMs). The returned
+        batch is always a new tensor; only intermediates live here. Per thread, so one sampler
+        may serve several loader threads.
+        """
+        cache = getattr(self._local, "buffers", None)
+        if cache is None:
+            cache = self._local.buffers = {}
+        key = (str(device), width)
+        bufs = cache.get(key)
+        if bufs is None or bufs[0].shape[0] < rows:
+            shape = (rows, width)
+            bufs = tuple(torch.empty(shape, dtype=torch.float32, device=device) for _ in "ab")
+            cache[key] = bufs
+        return bufs[0][:rows], bufs[1][:rows]
+
+    def apply(self, data: Any, indices: Any, draws: Draws) -> torch.Tensor:
+        """Crop, resize and rotate the samples ``indices`` of ``data`` -> N x C x T x V x M."""
+        idx = _as_index_array(indices)
+        if len(draws) != idx.shape[0]:
+            raise ValueError(f"{len(draws)} draws for {idx.shape[0]} samples")
+        n = data.lengths[idx]
+        if (
+            np.any(draws.starts < 0)
+            or np.any(draws.lens < 1)
+            or np.any(draws.starts + draws.lens > n)
+        ):
+            raise ValueError("draws do not fit the samples' frame counts (crop out of range)")
+        storage = data.storage  # (sum T, V, M, C), see SkeletonSet
+        if isinstance(storage, np.ndarray):
+            storage = torch.from_numpy(storage)
+        work = storage.device  # gather where the data lives, then move the (small) result
+        base = torch.from_numpy(_offsets_numpy(data)[idx] + draws.starts).to(work)
+        lens = torch.from_numpy(np.ascontiguousarray(draws.lens)).to(work)
+        i0, i1, lam = interp_indices(lens, self.clip_len)
+        base = base.unsqueeze(1)
+        batch, t_out = i0.shape
+        _, v, m, c = storage.shape
+        rows = batch * t_out
+        flat = storage.view(storage.shape[0], v * m * c)
+        f0, f1 = self._workspace(work, rows, v * m * c)
+        torch.index_select(flat, 0, (base + i0).reshape(-1), out=f0)
+        torch.index_select(flat, 0, (base + i1).reshape(-1), out=f1)
+        lam = lam.reshape(rows, 1)
+        # x0 * (1 - lambda) + x1 * lambda, the products in the same order as F.interpolate
+        f0.mul_(1.0 - lam).addcmul_(f1, lam)
+        # per sample a (T V M) x C matrix; its transpose C x (T V M) is N x C x T x V x M
+        points = f0.view(batch, t_out * v * m, c).transpose(1, 2)
+        out = torch.empty((batch, c, t_out, v, m), dtype=torch.float32, device=work)
+        if draws.angles is None:
+            out.view(batch, c, -1).copy_(points)
+        else:
+            if c != 3:
+                raise ValueError(f"rotation needs C = 3 (x, y, z); the data has C = {c}")
+            rot = torch.from_numpy(rotation_matrices(draws.angles).astype(np.float32)).to(work)
+            # transpose into the spare buffer first: a GEMM on contiguous rows is ~2x faster
+            # than one that reads the transposed operand
+            tmp = f1.view(batch, c, t_out * v * m)
+            tmp.copy_(points)
+            torch.bmm(rot, tmp, out=out.view(batch, c, -1))  # every point p -> R p
+        return out.to(self.device, non_blocking=True)
+
+    def __call__(
+        self, data: Any, indices: Any, rng: np.random.Generator | None = None
+    ) -> torch.Tensor:
+        """`draw` for the samples' lengths, then `apply`."""
+        idx = _as_index_array(indices)
+        return self.apply(data, idx, self.draw(data.lengths[idx], rng))
+
+
+def _as_index_array(indices: Any) -> np.ndarray:
+    if isinstance(indices, torch.Tensor):
+        indices = indices.detach().cpu().numpy()
+    return np.asarray(indices, dtype=np.int64).reshape(-1)
+
+
+def _offsets_numpy(data: Any) -> np.ndarray:
+    """Host copy of the offsets: the index arithmetic starts on the CPU next to the draws."""
+    host = getattr(data, "host_offsets", None)
+    if host is not None:
+        return host
+    offsets = data.offsets
+    return offsets if isinstance(offsets, np.ndarray) else offsets.detach().cpu().numpy()

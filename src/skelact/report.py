@@ -1,0 +1,491 @@
+"""``skelact report``: every evaluated run in one table, next to the published numbers.
+
+Why a separate stage: DVC reruns it whenever any evaluation changes, so ``reports/results.md``
+always describes exactly the runs in the workspace. Per model and benchmark it lists the top-1
+of each seed, the mean +- population std (numpy's default, as the SkelAct seed table uses),
+parameters and GFLOPs of the model as trained, and the published SkelAct and paper figures
+side by side. ``results.json`` holds the same numbers for programs; a PNG bar chart shows
+accuracy against GFLOPs.
+
+The published figures below are facts copied from the SkelAct README (model zoo / seed table,
+as summarised in ``../shared/reference/ACCURACY.md``): NTU RGB+D 60, top-1 in percent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PUBLISHED",
+    "PUBLISHED_SOURCE",
+    "DISPLAY_NAMES",
+    "GFLOPS_NOTE",
+    "RunResult",
+    "ReportResult",
+    "ReportError",
+    "mean_std",
+    "published_entry",
+    "collect_runs",
+    "build_report",
+    "render_markdown",
+    "write_report",
+    "make_report",
+]
+
+PUBLISHED_SOURCE = (
+    "SkelAct README (github.com/hikvision-research/skelact, v0.1.0): NTU RGB+D 60 top-1 %, "
+    "cross-subject seeds 0-4 and cross-view seed 0; 'paper' = the number each model's paper reports"
+)
+
+DISPLAY_NAMES = {
+    "tscnn": "Two-Stream CNN",
+    "hcn": "HCN",
+    "hcnb": "HCN-Baseline",
+    "tacnn": "Ta-CNN",
+    "dgcn": "Dynamic GCN",
+}
+
+# (model, benchmark) -> published SkelAct per-seed top-1 (seed -> %), and the paper's number.
+PUBLISHED: dict[tuple[str, str], dict[str, Any]] = {
+    ("tscnn", "xsub"): {"seeds": [83.93, 83.78, 83.56, 84.04, 84.13], "paper": 83.2},
+    ("hcn", "xsub"): {"seeds": [86.69, 85.89, 86.17, 86.63, 87.09], "paper": 86.5},
+    ("hcnb", "xsub"): {"seeds": [87.89, 87.26, 87.71, 87.72, 87.77], "paper": 87.4},
+    ("tacnn", "xsub"): {"seeds": [88.65, 88.53, 88.76, 88.49, 88.21], "paper": 88.8},
+    ("dgcn", "xsub"): {"seeds": [88.49, 89.03, 88.87, 88.88, 89.23], "paper": 89.2},
+    ("tscnn", "xview"): {"seeds": [90.23], "paper": 89.3},
+    ("hcn", "xview"): {"seeds": [92.35], "paper": 91.1},
+    ("tacnn", "xview"): {"seeds": [93.91], "paper": None},
+    ("dgcn", "xview"): {"seeds": [94.23], "paper": None},
+}
+
+GFLOPS_NOTE = (
+    "GFLOPs are multiply-accumulates (GMACs) as counted by mmcv/ptflops (functional ops such as "
+    "matmul not counted), the convention of the SkelAct table."
+)
+
+
+class ReportError(ValueError):
+    """An evaluation result is missing or malformed."""
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and *population* standard deviation (numpy's default ddof=0, as the seed table)."""
+    import numpy as np
+
+    if not values:
+        return math.nan, math.nan
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std())
+
+
+def published_entry(model: str, benchmark: str) -> dict[str, Any] | None:
+    """Published SkelAct per-seed numbers, their mean +- std and the paper's number, or None."""
+    entry = PUBLISHED.get((model, benchmark))
+    if entry is None:
+        return None
+    mean, std = mean_std(entry["seeds"])
+    return {
+        "dataset": "ntu60",
+        "seeds": list(entry["seeds"]),
+        "mean": round(mean, 2),
+        "std": round(std, 2),
+        "paper": entry["paper"],
+    }
+
+
+@dataclass
+class RunResult:
+    """One evaluated (model, benchmark, seed)."""
+
+    model: str
+    benchmark: str
+    seed: int
+    top1: float  # percent
+    top5: float | None  # percent
+    mean_class_accuracy: float | None  # percent
+    num_samples: int
+    num_classes: int | None
+    train_seconds: float | None = None
+    path: str = ""
+
+
+@dataclass
+class ReportResult:
+    """What ``make_report`` wrote."""
+
+    markdown: Path
+    json: Path
+    chart: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Collecting
+# --------------------------------------------------------------------------------------------
+
+
+def _percent(value: Any, where: str, key: str, required: bool = True) -> float | None:
+    if value is None:
+        if required:
+            raise ReportError(f"{where}: key {key!r} is missing")
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ReportError(f"{where}: {key} is not a number: {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ReportError(f"{where}: {key} = {number} is not a fraction in [0, 1]")
+    return 100.0 * number
+
+
+def _read_run(
+    path: Path, model: str, benchmark: str, seed: int, runs_root: Path | None = None
+) -> RunResult:
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(
+            f"{path}: no evaluation result for {model}/{benchmark}/seed {seed} "
+            f"(run `dvc repro` or `skelact test` first)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(metrics, Mapping):
+        raise ReportError(f"{path}: expected a JSON object")
+    train_seconds = None
+    summary = (
+        (runs_root / benchmark / model / f"seed{seed}" / "summary.json") if runs_root else None
+    )
+    if summary is not None and summary.is_file():
+        try:
+            value = json.loads(summary.read_text(encoding="utf-8")).get("seconds")
+            train_seconds = float(value) if value is not None else None
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+            train_seconds = None
+    return RunResult(
+        model=model,
+        benchmark=benchmark,
+        seed=seed,
+        top1=_percent(metrics.get("top1"), str(path), "top1"),
+        top5=_percent(metrics.get("top5"), str(path), "top5", required=False),
+        mean_class_accuracy=_percent(
+            metrics.get("mean_class_accuracy"), str(path), "mean_class_accuracy", required=False
+        ),
+        num_samples=int(metrics.get("num_samples", 0)),
+        num_classes=int(metrics["num_classes"]) if metrics.get("num_classes") else None,
+        train_seconds=train_seconds,
+        path=str(path),
+    )
+
+
+def collect_runs(
+    eval_root: str | os.PathLike[str],
+    *,
+    models: Iterable[str] | None = None,
+    benchmarks: Iterable[str] | None = None,
+    seeds: Iterable[int] | None = None,
+    runs_root: str | os.PathLike[str] | None = None,
+) -> list[RunResult]:
+    """Read ``<eval_root>/<benchmark>/<model>/seed<N>/metrics.json``.
+
+    With ``models``, ``benchmarks`` and ``seeds`` given, exactly those runs are read and a missing
+    one is an error (the pipeline's matrix). Without them, every run found on disk is read.
+    Training time comes from ``<runs_root>/<benchmark>/<model>/seed<N>/summary.json`` when present
+    (default ``runs_root``: the ``runs`` folder next to ``eval_root``).
+    """
+    root = Path(eval_root)
+    runs_dir = Path(runs_root) if runs_root is not None else root.resolve().parent / "runs"
+    if models is not None and benchmarks is not None and seeds is not None:
+        return [
+            _read_run(root / b / m / f"seed{s}" / "metrics.json", m, b, int(s), runs_dir)
+            for b in benchmarks
+            for m in models
+            for s in seeds
+        ]
+    runs = []
+    for path in sorted(root.glob("*/*/seed*/metrics.json")):
+        benchmark, model, seed_dir = path.parts[-4], path.parts[-3], path.parts[-2]
+        try:
+            seed = int(seed_dir[len("seed") :])
+        except ValueError:
+            continue  # not a run folder of ours (e.g. "seed_old")
+        if models is not None and model not in models:
+            continue
+        if benchmarks is not None and benchmark not in benchmarks:
+            continue
+        if seeds is not None and seed not in seeds:
+            continue
+        runs.append(_read_run(path, model, benchmark, seed, runs_dir))
+    order = list(DISPLAY_NAMES)
+    runs.sort(key=lambda r: (r.benchmark, order.index(r.model) if r.model in order else 99, r.seed))
+    if not runs:
+        raise ReportError(
+            f"{root}: no evaluated runs found (expected <benchmark>/<model>/seed<N>/)"
+        )
+    return runs
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------
+
+
+def _complexity(models: Sequence[str], num_classes: Mapping[str, int]) -> dict[str, dict]:
+    """Params and GFLOPs of each model as trained (its head size), via the models package."""
+    from skelact.models.complexity import complexity_table
+
+    out: dict[str, dict] = {}
+    by_classes: dict[int, list[str]] = {}
+    for model in models:
+        by_classes.setdefault(int(num_classes.get(model) or 60), []).append(model)
+    for classes, names in by_classes.items():
+        for row in complexity_table(names, num_classes=classes):
+            out[row["model"]] = {**row, "num_classes": classes}
+    return out
+
+
+def build_report(
+    runs: Sequence[RunResult],
+    *,
+    source: str = "synthetic",
+    complexity: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The report as plain data: one row per (benchmark, model), in the order runs were given."""
+    order: list[tuple[str, str]] = []
+    grouped: dict[tuple[str, str], list[RunResult]] = {}
+    for run in runs:
+        key = (run.benchmark, run.model)
+        if key not in grouped:
+            order.append(key)
+            grouped[key] = []
+        grouped[key].append(run)
+    if complexity is None:
+        classes = {r.model: r.num_classes for r in runs if r.num_classes}
+        complexity = _complexity(sorted({r.model for r in runs}), classes)
+    rows = []
+    for benchmark, model in order:
+        group = sorted(grouped[(benchmark, model)], key=lambda r: r.seed)
+        mean, std = mean_std([r.top1 for r in group])
+        top5 = [r.top5 for r in group if r.top5 is not None]
+        cx = complexity.get(model, {})
+        rows.append(
+            {
+                "model": model,
+                "name": DISPLAY_NAMES.get(model, model),
+                "benchmark": benchmark,
+                "seeds": [r.seed for r in group],
+                "top1": [round(r.top1, 4) for r in group],
+                "top1_mean": round(mean, 4),
+                "top1_std": round(std, 4),
+                "top5_mean": round(mean_std(top5)[0], 4) if top5 else None,
+                "num_samples": group[0].num_samples,
+                "num_classes": group[0].num_classes,
+                "params": cx.get("params"),
+                "gflops": cx.get("gflops"),
+                "train_seconds": [r.train_seconds for r in group],
+                "published": published_entry(model, benchmark),
+            }
+        )
+    return {
+        "source": source,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gflops_note": GFLOPS_NOTE,
+        "published_source": PUBLISHED_SOURCE,
+        "rows": rows,
+    }
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.{digits}f}")
+    )
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """``results.md``: one table per benchmark, then notes on how to read it."""
+    source = report["source"]
+    lines = [
+        "# Results",
+        "",
+        f"Data source: **{source}**. Top-1 accuracy in % on the benchmark's val split "
+        f"(the best-val checkpoint of each run); mean +- population std over seeds.",
+        "",
+    ]
+    if source != "ntu60":
+        lines += [
+            "The published columns are NTU RGB+D 60 results; "
+            + (
+                "synthetic data is a smoke test of the pipeline, so its accuracy is not "
+                "comparable with them."
+                if source == "synthetic"
+                else "they are shown for scale only."
+            ),
+            "",
+        ]
+    benchmarks = list(dict.fromkeys(r["benchmark"] for r in report["rows"]))
+    for benchmark in benchmarks:
+        lines += [
+            f"## {benchmark}",
+            "",
+            "| model | top-1 per seed | mean +- std | top-5 | params (M) | GFLOPs "
+            "| SkelAct (published) | paper |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in (r for r in report["rows"] if r["benchmark"] == benchmark):
+            per_seed = ", ".join(
+                f"s{s}: {_fmt(v)}" for s, v in zip(row["seeds"], row["top1"], strict=True)
+            )
+            pub = row["published"]
+            if pub is None:
+                pub_text, paper = "-", "-"
+            elif len(pub["seeds"]) > 1:
+                pub_text = f"{pub['mean']:.2f} +- {pub['std']:.2f}"
+                paper = _fmt(pub["paper"], 1)
+            else:
+                pub_text = f"{pub['seeds'][0]:.2f}"
+                paper = _fmt(pub["paper"], 1)
+            params = "-" if row["params"] is None else f"{row['params'] / 1e6:.3f}"
+            lines.append(
+                f"| {row['name']} | {per_seed} | {_fmt(row['top1_mean'])} +- "
+                f"{_fmt(row['top1_std'])} | {_fmt(row['top5_mean'])} | {params} | "
+                f"{_fmt(row['gflops'], 4)} | {pub_text} | {paper} |"
+            )
+        lines.append("")
+    classes = {r["num_classes"] for r in report["rows"] if r["num_classes"]}
+    lines += [
+        "Notes:",
+        f"- {report['gflops_note']} Params and GFLOPs are for one 3 x T x 25 x 2 sample with the "
+        f"trained head ({', '.join(str(c) for c in sorted(classes)) or '?'} classes; the "
+        f"published table uses 60).",
+        f"- Published: {report['published_source']}.",
+        "- Chart: `accuracy_vs_gflops.png`; numbers for programs: `results.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def render_chart(report: Mapping[str, Any], path: Path) -> None:
+    """Bar chart: top-1 (mean +- std over seeds) per model, models ordered by GFLOPs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = list(report["rows"])
+    benchmarks = list(dict.fromkeys(r["benchmark"] for r in rows))
+    models = sorted(
+        dict.fromkeys(r["model"] for r in rows),
+        key=lambda m: next((r["gflops"] or 0.0) for r in rows if r["model"] == m),
+    )
+    width = 0.8 / max(len(benchmarks), 1)
+    fig, ax = plt.subplots(figsize=(1.6 * len(models) + 2.5, 4.2), dpi=120)
+    x = np.arange(len(models))
+    for i, benchmark in enumerate(benchmarks):
+        by_model = {r["model"]: r for r in rows if r["benchmark"] == benchmark}
+        means = [by_model[m]["top1_mean"] if m in by_model else np.nan for m in models]
+        stds = [by_model[m]["top1_std"] if m in by_model else 0.0 for m in models]
+        offset = (i - (len(benchmarks) - 1) / 2) * width
+        bars = ax.bar(
+            x + offset, means, width, yerr=stds, capsize=3, label=f"{benchmark} (this run)"
+        )
+        for bar, mean, std in zip(bars, means, stds, strict=True):
+            if not np.isnan(mean):
+                ax.annotate(
+                    f"{mean:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, mean + std),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
+        published = [
+            (by_model[m]["published"] or {}).get("mean") if m in by_model else None for m in models
+        ]
+        if any(p is not None for p in published):
+            ax.scatter(
+                [xx + offset for xx, p in zip(x, published, strict=True) if p is not None],
+                [p for p in published if p is not None],
+                marker="_",
+                s=400,
+                color="black",
+                zorder=3,
+                label=f"{benchmark} SkelAct published (NTU 60)" if i == 0 else None,
+            )
+    labels = []
+    for m in models:
+        gf = next((r["gflops"] for r in rows if r["model"] == m), None)
+        labels.append(f"{DISPLAY_NAMES.get(m, m)}\n{_fmt(gf, 3)} GFLOPs")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(
+        f"Accuracy vs complexity ({report['source']}); GFLOPs = GMACs (mmcv/ptflops)", fontsize=9
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    _atomic_write(path, buffer.getvalue())
+
+
+def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> ReportResult:
+    """Write results.md, results.json and accuracy_vs_gflops.png atomically into ``out_dir``."""
+    out = Path(out_dir)
+    md, js, png = out / "results.md", out / "results.json", out / "accuracy_vs_gflops.png"
+    _atomic_write(js, (json.dumps(report, indent=2, allow_nan=True) + "\n").encode("utf-8"))
+    _atomic_write(md, render_markdown(report).encode("utf-8"))
+    render_chart(report, png)
+    return ReportResult(markdown=md, json=js, chart=png, rows=list(report["rows"]))
+
+
+def make_report(
+    *,
+    eval_root: str | os.PathLike[str] = "eval",
+    out_dir: str | os.PathLike[str] = "reports",
+    source: str = "synthetic",
+    models: Sequence[str] | None = None,
+    benchmarks: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    runs_root: str | os.PathLike[str] | None = None,
+) -> ReportResult:
+    """The report stage: collect, build, write. With the lists given (the pipeline's matrix)
+    exactly those runs are reported and a missing one is an error."""
+    runs = collect_runs(
+        eval_root, models=models, benchmarks=benchmarks, seeds=seeds, runs_root=runs_root
+    )
+    return write_report(build_report(runs, source=source), out_dir)
+
+
+def run_result_dict(run: RunResult) -> dict[str, Any]:
+    """Plain-data form of a :class:`RunResult`."""
+    return asdict(run)

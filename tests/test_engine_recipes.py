@@ -1,0 +1,72 @@
+"""Recipes as data: the reference table, overrides, LR scaling and the per-layer weight decay."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from skelact.engine.recipes import (
+    TrainConfig,
+    apply_overrides,
+    build_optimizer,
+    effective_lr,
+    param_groups,
+    recipe_for,
+    resolve_config,
+)
+from skelact.models import build_model
+
+# (clip_len, val ratio, rotate, optimizer, lr, wd, epochs, steps, val every) from TRAINING.md
+TABLE = {
+    "tscnn": (32, 0.9, 0.0, "adam", 1e-3, 1e-4, 500, [350, 430, 470], 5),
+    "hcn": (64, 0.9, 0.0, "adam", 1e-3, 1e-4, 500, [350, 430, 470], 5),
+    "hcnb": (64, 0.95, 0.1, "adam", 1e-3, 1e-4, 800, [650, 730, 770], 5),
+    "tacnn": (64, 0.95, 0.1, "adam", 1e-3, 1e-4, 800, [650, 730, 770], 5),
+    "dgcn": (64, 0.95, 0.1, "sgd", 0.1, 4e-4, 65, [35, 45, 55], 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_recipe_matches_reference_table(name):
+    r = recipe_for(name)
+    got = (r["clip_len"], r["val_clip_ratio"], r["rotate"], r["optimizer"], r["lr"],
+           r["weight_decay"], r["epochs"], r["lr_steps"], r["val_interval"])  # fmt: skip
+    assert got == TABLE[name]
+    assert (r["train_min_ratio"], r["train_max_ratio"], r["min_len"], r["lr_gamma"]) == (
+        0.5, 1.0, 64, 0.1)  # fmt: skip
+    if name == "dgcn":
+        assert r["momentum"] == 0.9 and r["nesterov"] is True
+
+
+def test_overrides_resolution_and_lr_scaling():
+    cfg = resolve_config(apply_overrides(TrainConfig(model="hcn"), {"epochs": 7, "batch_size": 16}))
+    assert cfg.epochs == 7 and cfg.clip_len == 64 and cfg.lr == 1e-3
+    assert effective_lr(cfg) == pytest.approx(1e-3 * 16 / 64)
+    cfg.scale_lr = False
+    assert effective_lr(cfg) == 1e-3
+    with pytest.raises(ValueError, match="unknown training option.*bogus"):
+        apply_overrides(TrainConfig(), {"bogus": 1})
+    with pytest.raises(ValueError, match="optimizer"):
+        resolve_config(TrainConfig(model="hcn", optimizer="rmsprop"))
+    with pytest.raises(ValueError, match="unknown model"):
+        resolve_config(TrainConfig(model="resnet"))
+
+
+@pytest.mark.parametrize(("name", "key"), [("tscnn", "backbone.fc5"), ("hcn", "backbone.fc7")])
+def test_weight_decay_multiplier_hits_exactly_the_named_layer(name, key):
+    model = build_model(name, num_classes=4)
+    cfg = resolve_config(TrainConfig(model=name))
+    opt = build_optimizer(model, cfg, 1e-3)
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            expect = 1e-3 if key in by_id[id(p)] else 1e-4
+            assert group["weight_decay"] == pytest.approx(expect), by_id[id(p)]
+    boosted = [by_id[id(p)] for g in opt.param_groups if g["decay_mult"] == 10 for p in g["params"]]
+    assert boosted and all(key in n for n in boosted)
+    assert isinstance(opt, torch.optim.Adam)  # classic L2 decay, not AdamW
+
+
+def test_unmatched_decay_key_is_an_error():
+    with pytest.raises(ValueError, match="match no parameter"):
+        param_groups(build_model("hcnb", num_classes=4), 1e-4, {"backbone.fc5": 10.0})

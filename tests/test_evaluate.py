@@ -1,0 +1,164 @@
+"""``skelact test`` / ``predict``: output files, agreement with training's validation, foreign
+checkpoints, MLflow logging into the training run, and 2-process gloo DDP training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skelact.engine.evaluate import EvalConfig, evaluate
+from skelact.engine.predict import predict_file
+from skelact.engine.recipes import TrainConfig
+from skelact.engine.train import train
+from test_engine_support import make_pickles
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = make_pickles(root / "data", num_train=32, num_val=16)
+    out = root / "run"
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    result = train(
+        TrainConfig(
+            model="tscnn",
+            train_path=str(data[0]),
+            val_path=str(data[1]),
+            out_dir=str(out),
+            epochs=2,
+            batch_size=8,
+            lr=3e-3,
+            scale_lr=False,
+            clip_len=16,
+            val_interval=1,
+            quiet=True,
+            track=True,
+            tracking_uri=uri,
+            experiment="engine-test",
+            seed=1,
+        )  # fmt: skip
+    )
+    return root, data, out, uri, result
+
+
+def test_evaluate_matches_training_validation_and_writes_files(trained, tmp_path):
+    root, data, out, uri, result = trained
+    ev = evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(data[1]),
+                             out_dir=str(tmp_path), track=False))  # fmt: skip
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert ev.top1 == last["val_top1"] and ev.top5 == last["val_top5"]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["num_samples"] == 16 and 0 <= m["top1"] <= m["top5"] <= 1
+    assert 0 <= m["mean_class_accuracy"] <= 1 and m["clip_len"] == 16
+    with open(tmp_path / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 16 and rows[0]["sample"].startswith("S001C001P")
+    assert sum(int(r["correct"]) for r in rows) == round(ev.top1 * 16)
+    with open(tmp_path / "per_class.csv") as fh:
+        per_class = list(csv.DictReader(fh))
+    assert [r["action"] for r in per_class][:2] == ["drink water", "eat meal/snack"]
+    assert sum(int(r["support"]) for r in per_class) == 16
+    conf = (tmp_path / "confusion.csv").read_text().splitlines()
+    assert len(conf) == 5
+    assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mmaction_checkpoint_needs_name_and_gives_same_metrics(trained, tmp_path):
+    from skelact.models import build_from_checkpoint, export_mmaction_checkpoint
+
+    root, data, out, uri, result = trained
+    foreign = export_mmaction_checkpoint(build_from_checkpoint(out / "last.pt"), tmp_path / "m.pth")
+    with pytest.raises(ValueError, match="model name"):
+        evaluate(EvalConfig(checkpoint=str(foreign), data=str(data[1]), out_dir=str(tmp_path),
+                            track=False))  # fmt: skip
+    own = evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(data[1]),
+                              out_dir=str(tmp_path / "a"), track=False))  # fmt: skip
+    other = evaluate(EvalConfig(checkpoint=str(foreign), data=str(data[1]), model="tscnn",
+                                out_dir=str(tmp_path / "b"), track=False, clip_len=16,
+                                clip_ratio=0.9))  # fmt: skip
+    assert (other.top1, other.top5) == (own.top1, own.top5)
+
+
+def test_tracking_training_run_and_eval_into_same_run(trained, tmp_path):
+    import mlflow
+
+    root, data, out, uri, result = trained
+    run_id = result.mlflow_run_id
+    assert run_id and json.loads((out / "summary.json").read_text())["mlflow_run_id"] == run_id
+    import torch
+
+    assert torch.load(out / "last.pt", weights_only=True)["mlflow_run_id"] == run_id
+    ev = evaluate(EvalConfig(checkpoint=str(out / "best.pt"), data=str(data[1]),
+                             out_dir=str(tmp_path), tracking_uri=uri,
+                             experiment="engine-test"))  # fmt: skip
+    assert ev.mlflow_run_id == run_id
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model"] == "tscnn" and run.data.params["effective_batch_size"] == "8"
+    assert run.data.tags["model"] == "tscnn" and run.data.tags["seed"] == "1"
+    assert {"loss", "lr", "val_top1", "val_top5", "samples_per_s", "eval_top1"} <= set(
+        run.data.metrics
+    )
+    assert len(client.get_metric_history(run_id, "val_top1")) == 2
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"best.pt", "metrics.jsonl", "config.json", "eval"} <= names
+    assert "confusion.png" in {Path(a.path).name for a in client.list_artifacts(run_id, "eval")}
+
+
+def test_predict_agrees_with_evaluate(trained, tmp_path, reference_dir):
+    from skelact.data.preprocess import load_sample
+
+    root, data, out, uri, result = trained
+    raw = reference_dir / "ntu_prep" / "raw" / "S001C001P001R001A001.skeleton"
+    pred = predict_file(raw, out / "last.pt", top_k=3, device="cpu")
+    assert pred.label == 0 and pred.label_name == "drink water" and len(pred.top) == 3
+    probs = [p for _, _, p in pred.top]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-9
+    pkl = tmp_path / "one.pkl"
+    with open(pkl, "wb") as fh:
+        pickle.dump([load_sample(raw)], fh)
+    evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(pkl), out_dir=str(tmp_path),
+                        track=False))  # fmt: skip
+    with open(tmp_path / "predictions.csv") as fh:
+        row = next(csv.DictReader(fh))
+    assert int(row["top1_class"]) == pred.top[0][0]
+    assert float(row["top1_score"]) == pytest.approx(pred.top[0][2], abs=1e-6)
+    cli = subprocess.run(
+        [sys.executable, "-m", "skelact", "predict", str(raw), "--checkpoint",
+         str(out / "last.pt"), "--device", "cpu"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert "1. A00" in cli.stdout and "%" in cli.stdout
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_matches_single_process_eval(trained, tmp_path):
+    root, data, _, _, _ = trained
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "skelact", "train", "--model", "tscnn", "--train", str(data[0]), "--val",
+        str(data[1]), "--out-dir", str(out), "--epochs", "2", "--batch-size", "8",
+        "--clip-len", "16", "--val-interval", "1", "--no-track", "--device", "cpu",
+        "--val-batch-size", "6", "--threads", "1",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in recs] == [1, 2]  # rank 0 alone wrote
+    s = json.loads((out / "summary.json").read_text())
+    assert s["world_size"] == 2 and s["per_rank_batch_size"] == 4
+    assert s["lr"] == pytest.approx(1e-3 * 8 / 64)  # linear scaling to the global batch
+    assert "global batch 8 = 4/rank x 2 rank(s)" in done.stderr
+    # 16 val samples over 2 ranks in batches of 3: uneven shards, each sample counted once
+    ev = evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(data[1]),
+                             out_dir=str(tmp_path / "ev"), track=False))  # fmt: skip
+    assert (ev.top1, ev.top5) == (recs[-1]["val_top1"], recs[-1]["val_top5"])

@@ -1,0 +1,160 @@
+"""The whole DVC pipeline on a tiny synthetic config, in a temporary git repository.
+
+Real `dvc repro` (every stage runs the real `skelact` command), real MLflow on the default SQLite
+file of the project. Proves: the chain runs end to end, a second repro does nothing, changing one
+model's parameter reruns only that model's train/evaluate stages and the report, MLflow holds the
+expected runs, and the report matches the evaluation results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+MODELS = ["tscnn", "hcn"]  # two models prove the matrix and the per-model rerun; fast on CPU
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}"
+    return output
+
+
+def _ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A fresh git + DVC project holding this repository's dvc.yaml, params.yaml and sources."""
+    root = tmp_path_factory.mktemp("pipeline")
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    (root / "data").mkdir()
+    shutil.copy(REPO / "data" / ".gitignore", root / "data" / ".gitignore")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["synth"].update(num_classes=4, samples_per_class=12)
+    params["models"] = MODELS
+    params["seeds"] = [0]
+    params["quick"] = {"epochs": 2}
+    params["train"]["batch_size"] = 16
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")  # fmt: skip
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    _run(["git", "init", "-q"], root, env)
+    _run([sys.executable, "-m", "dvc", "init", "-q"], root, env)
+    _run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], root, env)
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-qm", "init"], root, env)
+    started = time.perf_counter()
+    first = _run([sys.executable, "-m", "dvc", "repro"], root, env)
+    return {"root": root, "env": env, "first": first, "seconds": time.perf_counter() - started}
+
+
+def _dvc(project, *args) -> str:
+    return _run([sys.executable, "-m", "dvc", *args], project["root"], project["env"])
+
+
+def test_first_repro_runs_every_stage(project):
+    expected = {"synth", "preprocess", "report"}
+    expected |= {f"{stage}@{m}-xsub-0" for stage in ("train", "evaluate") for m in MODELS}
+    assert _ran(project["first"]) == expected
+    root = project["root"]
+    for model in MODELS:
+        assert (root / "runs" / "xsub" / model / "seed0" / "best.pt").is_file()
+        metrics = json.loads(
+            (root / "eval" / "xsub" / model / "seed0" / "metrics.json").read_text()
+        )
+        assert metrics["num_samples"] > 0 and 0.0 <= metrics["top1"] <= 1.0
+    print(f"first dvc repro: {project['seconds']:.1f} s")
+
+
+def test_report_matches_the_evaluations(project):
+    root = project["root"]
+    report = json.loads((root / "reports" / "results.json").read_text())
+    assert report["source"] == "synthetic"
+    assert [row["model"] for row in report["rows"]] == MODELS
+    for row in report["rows"]:
+        metrics = json.loads(
+            (root / "eval" / "xsub" / row["model"] / "seed0" / "metrics.json").read_text()
+        )
+        assert row["top1"] == [pytest.approx(100 * metrics["top1"], abs=1e-3)]
+        assert row["top1_std"] == 0.0 and row["params"] > 0 and row["gflops"] > 0
+        assert row["published"]["mean"] > 80  # NTU 60 figures side by side
+    assert "| HCN |" in (root / "reports" / "results.md").read_text()
+    assert (root / "reports" / "accuracy_vs_gflops.png").stat().st_size > 1000
+    shown = _dvc(project, "metrics", "show")
+    assert "eval/xsub/hcn/seed0/metrics.json" in shown and "top1" in shown
+
+
+def test_mlflow_runs_hold_params_metrics_artifacts(project):
+    import mlflow
+
+    root = project["root"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("skelact/synthetic-xsub")
+    assert experiment is not None
+    assert experiment.artifact_location == (root / "mlruns").as_uri()
+    runs = client.search_runs([experiment.experiment_id])
+    by_model = {r.data.tags["model"]: r for r in runs}
+    assert sorted(by_model) == sorted(MODELS) and len(runs) == len(MODELS)
+    for model, run in by_model.items():
+        assert run.info.status == "FINISHED"
+        tags = run.data.tags
+        assert tags["dvc.stage"] == f"train@{model}-xsub-0"
+        assert tags["eval.dvc.stage"] == f"evaluate@{model}-xsub-0"
+        assert tags["seed"] == "0" and tags["benchmark"] == "xsub" and "git.commit" in tags
+        assert tags["torch.version"]
+        assert run.data.params["epochs"] == "2" and run.data.params["model"] == model
+        for key in ("loss", "lr", "val_top1", "val_top5", "samples_per_s", "eval_top1"):
+            assert key in run.data.metrics, key
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"best.pt", "config.json", "metrics.jsonl", "eval"} <= artifacts
+        eval_files = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
+        assert "eval/confusion.png" in eval_files and "eval/predictions.csv" in eval_files
+    logged = client.search_logged_models(experiment_ids=[experiment.experiment_id])
+    assert {m.source_run_id for m in logged} == {r.info.run_id for r in runs}
+
+
+def test_second_repro_is_a_fast_no_op(project):
+    started = time.perf_counter()
+    output = _dvc(project, "repro")
+    seconds = time.perf_counter() - started
+    assert _ran(output) == set()
+    assert "Data and pipelines are up to date." in output
+    assert seconds < 30, f"no-op repro took {seconds:.1f} s"
+
+
+def test_one_model_parameter_reruns_only_that_model(project):
+    root = project["root"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["model"]["hcn"] = {"lr": 0.003}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = _dvc(project, "status")
+    assert "train@hcn-xsub-0" in status and "model.hcn" in status
+    assert "tscnn" not in status and "preprocess" not in status
+    output = _dvc(project, "repro")
+    assert _ran(output) == {"train@hcn-xsub-0", "evaluate@hcn-xsub-0", "report"}
+    config = json.loads((root / "runs" / "xsub" / "hcn" / "seed0" / "config.json").read_text())
+    assert config["config"]["lr"] == 0.003
+    assert "Data and pipelines are up to date." in _dvc(project, "status")

@@ -1,0 +1,325 @@
+"""MLflow tracking against a real SQLite store in a temporary folder (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from skelact.tracking import (
+    NullTracker,
+    TrackingError,
+    check_tracking_uri,
+    default_tracking_uri,
+    flatten_params,
+    open_eval_run,
+    open_run,
+    project_root,
+    resolve_tracking_uri,
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One SQLite store for the module (creating the schema costs seconds)."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = "sqlite:///" + (folder / "mlflow.db").as_posix()
+    check_tracking_uri(uri)
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def _no_env_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+
+
+def _client(uri):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def test_run_logs_params_metrics_artifacts_and_tags(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "train@hcn-xsub-0")
+    artifact = tmp_path / "config.json"
+    artifact.write_text('{"a": 1}')
+    with open_run(
+        enabled=True,
+        experiment="skelact/test-xsub",
+        run_name="hcn-s0",
+        tracking_uri=store,
+        tags={"model": "hcn", "seed": 0, "skip": None},
+        system_metrics=False,
+    ) as tracker:
+        assert tracker.enabled and tracker.run_id
+        tracker.log_params({"lr": 0.001, "lr_steps": [7, 9], "model_options": {"dropout": 0.5}})
+        for epoch in range(1, 4):
+            tracker.log_metrics({"loss": 1.0 / epoch, "val_top1": None, "ok": True}, step=epoch)
+        tracker.log_artifact(artifact)
+        tracker.log_artifact(artifact, artifact_path="eval")
+        tracker.log_dict({"x": 1}, "extra/info.json")
+        run_id = tracker.run_id
+    run = _client(store).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"lr": "0.001", "lr_steps": "[7, 9]", "model_options.dropout": "0.5"}
+    assert run.data.metrics == {"loss": pytest.approx(1 / 3)}  # None/bool values are skipped
+    history = _client(store).get_metric_history(run_id, "loss")
+    assert [(m.step, round(m.value, 4)) for m in history] == [(1, 1.0), (2, 0.5), (3, 0.3333)]
+    tags = run.data.tags
+    assert tags["model"] == "hcn" and tags["seed"] == "0" and "skip" not in tags
+    assert tags["dvc.stage"] == "train@hcn-xsub-0"
+    assert tags["torch.version"] == torch.__version__
+    assert tags["mlflow.runName"] == "hcn-s0"
+    paths = {a.path for a in _client(store).list_artifacts(run_id)}
+    assert paths == {"config.json", "eval", "extra"}
+    experiment = _client(store).get_experiment(run.info.experiment_id)
+    assert experiment.name == "skelact/test-xsub"
+    # Artifacts sit next to the database, not under the current folder.
+    db_folder = Path(store[len("sqlite:///") :]).parent
+    assert experiment.artifact_location == (db_folder / "mlruns").as_uri()
+
+
+def test_resume_continues_the_same_run(store, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "train@hcn-xsub-0")
+    with open_run(
+        enabled=True, experiment="skelact/test-resume", tracking_uri=store, system_metrics=False
+    ) as first:
+        first.log_params({"epochs": 4})
+        first.log_metrics({"loss": 2.0}, step=1)
+        run_id = first.run_id
+    with open_run(
+        enabled=True,
+        experiment="skelact/test-resume",
+        tracking_uri=store,
+        run_id=run_id,
+        system_metrics=False,
+    ) as again:
+        monkeypatch.setenv("DVC_STAGE", "train@hcn-xsub-0")
+        assert again.run_id == run_id
+        again.log_params({"epochs": 4})  # same value again: accepted silently
+        with pytest.warns(RuntimeWarning, match="not overwritten"):
+            again.log_params({"epochs": 8})
+        again.log_metrics({"loss": 1.0}, step=2)
+    client = _client(store)
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id])
+    assert [r.info.run_id for r in runs] == [run_id]  # no duplicate run
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == "4"
+    assert run.data.tags["skelact.resumed"] == "true"
+    assert run.data.tags["param_changed.epochs"] == "4 -> 8"
+    assert run.data.tags["dvc.stage"] == "train@hcn-xsub-0"
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
+
+
+def test_resume_of_unknown_run_starts_a_new_one(store):
+    with pytest.warns(RuntimeWarning, match="not found"):
+        tracker = open_run(
+            enabled=True,
+            experiment="skelact/test-resume",
+            tracking_uri=store,
+            run_id="0" * 32,
+            system_metrics=False,
+        )
+    with tracker:
+        assert tracker.run_id != "0" * 32
+    assert _client(store).get_run(tracker.run_id).data.tags["skelact.resumed_from"] == "0" * 32
+
+
+def test_exception_marks_the_run_failed(store):
+    with (
+        pytest.raises(FloatingPointError),
+        open_run(
+            enabled=True, experiment="skelact/test-fail", tracking_uri=store, system_metrics=False
+        ) as tracker,
+    ):
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        raise FloatingPointError("loss became nan")
+    run = _client(store).get_run(tracker.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.metrics["loss"] == 1.0  # what was logged before the crash is kept
+
+
+def test_keyboard_interrupt_marks_the_run_killed(store):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        open_run(
+            enabled=True, experiment="skelact/test-fail", tracking_uri=store, system_metrics=False
+        ) as tracker,
+    ):
+        raise KeyboardInterrupt
+    assert _client(store).get_run(tracker.run_id).info.status == "KILLED"
+
+
+def test_disabled_tracker_is_a_no_op(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open_run(enabled=False, experiment="", tracking_uri="nonsense://x") as tracker:
+        assert isinstance(tracker, NullTracker) and not tracker.enabled
+        assert tracker.run_id is None
+        tracker.log_params({"a": 1})
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.log_artifact(tmp_path / "missing.txt")
+        tracker.log_model(torch.nn.Linear(2, 2), np.zeros((1, 2), np.float32))
+        tracker.set_tags({"a": "b"})
+    tracker.finish()
+    assert list(tmp_path.iterdir()) == []  # no database, no mlruns folder
+    assert open_eval_run(enabled=False, experiment="x", run_id="abc").run_id is None
+
+
+def test_logging_failures_warn_once_and_never_raise(store, tmp_path):
+    with open_run(
+        enabled=True, experiment="skelact/test-flaky", tracking_uri=store, system_metrics=False
+    ) as tracker:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tracker.log_artifact(tmp_path / "missing-1.pt")
+            tracker.log_artifact(tmp_path / "missing-2.pt")
+        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(messages) == 1 and "log_artifact failed" in messages[0]
+        assert "training continues" in messages[0]
+        assert tracker.warnings_seen == {"log_artifact"}
+        tracker.log_metrics({"loss": 0.5}, step=1)  # other kinds of logging still work
+    assert _client(store).get_run(tracker.run_id).data.metrics["loss"] == 0.5
+
+
+def test_log_model_with_input_example(store):
+    import mlflow
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 5 * 2, 7))
+    example = np.random.default_rng(0).standard_normal((1, 3, 4, 5, 2)).astype(np.float32)
+    with open_run(
+        enabled=True, experiment="skelact/test-model", tracking_uri=store, system_metrics=False
+    ) as tracker:
+        model.train()
+        started = time.perf_counter()
+        tracker.log_model(model, example)
+        seconds = time.perf_counter() - started
+        assert model.training  # the caller's mode is restored
+        assert not tracker.warnings_seen
+    logged = mlflow.search_logged_models(
+        experiment_ids=[tracker.experiment_id], output_format="list"
+    )
+    assert len(logged) == 1 and logged[0].source_run_id == tracker.run_id
+    loaded = mlflow.pytorch.load_model(logged[0].model_uri)
+    expected = model.eval()(torch.from_numpy(example))
+    torch.testing.assert_close(loaded(torch.from_numpy(example)), expected)
+    assert seconds < 30, f"log_model took {seconds:.1f} s"
+
+
+def test_evaluation_logs_into_the_training_run_or_a_child(store, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "train@hcn-xsub-0")
+    with open_run(
+        enabled=True, experiment="skelact/test-eval", tracking_uri=store, system_metrics=False
+    ) as train:
+        train.log_metrics({"loss": 1.0}, step=1)
+    monkeypatch.setenv("DVC_STAGE", "evaluate@hcn-xsub-0")
+    with open_eval_run(
+        enabled=True, experiment="never-created", run_id=train.run_id, tracking_uri=store
+    ) as same:
+        assert same.run_id == train.run_id
+        same.log_metrics({"eval_top1": 0.75})
+    with open_eval_run(
+        enabled=True,
+        experiment="skelact/test-eval",
+        run_id=train.run_id,
+        child=True,
+        run_name="test-on-val",
+        tracking_uri=store,
+    ) as child:
+        assert child.run_id != train.run_id
+        child.log_metrics({"eval_top1": 0.5})
+    client = _client(store)
+    assert client.get_run(train.run_id).data.metrics == {"loss": 1.0, "eval_top1": 0.75}
+    assert client.get_run(train.run_id).info.status == "FINISHED"
+    tags = client.get_run(train.run_id).data.tags
+    assert tags["dvc.stage"] == "train@hcn-xsub-0"  # the run's own facts stay
+    assert tags["eval.dvc.stage"] == "evaluate@hcn-xsub-0"
+    # Evaluating into an existing run creates no experiment of its own.
+    assert client.get_experiment_by_name("never-created") is None
+    child_run = client.get_run(child.run_id)
+    assert child_run.data.tags["mlflow.parentRunId"] == train.run_id
+    assert child_run.data.metrics == {"eval_top1": 0.5}
+
+
+def test_system_metrics_are_logged(store):
+    import mlflow
+
+    mlflow.set_system_metrics_sampling_interval(0.2)
+    mlflow.set_system_metrics_samples_before_logging(1)
+    try:
+        with open_run(
+            enabled=True, experiment="skelact/test-sys", tracking_uri=store, system_metrics=True
+        ) as tracker:
+            time.sleep(1.5)
+    finally:
+        mlflow.set_system_metrics_sampling_interval(None)
+        mlflow.set_system_metrics_samples_before_logging(None)
+    metrics = _client(store).get_run(tracker.run_id).data.metrics
+    assert any(k.startswith("system/cpu_utilization") for k in metrics), sorted(metrics)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("foo://server", "unknown scheme 'foo'"),
+        ("sqlite://mlflow.db", "three slashes"),
+        ("http://127.0.0.1:9", "is not usable"),
+    ],
+)
+def test_wrong_uri_is_a_clear_error_before_training(uri, message, tmp_path):
+    started = time.perf_counter()
+    with pytest.raises(TrackingError, match=message):
+        open_run(enabled=True, experiment="x", tracking_uri=uri)
+    assert time.perf_counter() - started < 15  # no minutes of retries
+
+
+def test_unusable_sqlite_files_are_rejected_quickly(tmp_path):
+    not_db = tmp_path / "notes.db"
+    not_db.write_text("this is not a database")
+    with pytest.raises(TrackingError, match="cannot be opened for writing"):
+        check_tracking_uri(f"sqlite:///{not_db}")
+    with pytest.raises(TrackingError, match="is a folder"):
+        check_tracking_uri(f"sqlite:///{tmp_path}")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    started = time.perf_counter()
+    with pytest.raises(TrackingError, match="not a writable folder"):
+        check_tracking_uri(f"sqlite:///{blocker}/sub/mlflow.db")
+    assert time.perf_counter() - started < 5
+
+
+def test_uri_resolution_order(tmp_path, monkeypatch):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    assert project_root() == tmp_path
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path.as_posix()}/mlflow.db"
+    assert resolve_tracking_uri("http://server:5000") == "http://server:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////env/mlflow.db")
+    assert resolve_tracking_uri("http://server:5000") == "sqlite:////env/mlflow.db"
+    # Queued DVC experiments run in a temporary copy; DVC_ROOT names the real project.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("DVC_ROOT", os.fspath(tmp_path / "a"))
+    assert default_tracking_uri() == f"sqlite:///{(tmp_path / 'a').as_posix()}/mlflow.db"
+
+
+def test_flatten_params_truncates_long_values():
+    flat = flatten_params({"a": {"b": {"c": 1}}, "d": None, "e": "x" * 7000, "f": {}})
+    assert flat["a.b.c"] == "1" and flat["d"] == "None" and flat["f"] == "{}"
+    assert len(flat["e"]) == 6000 and flat["e"].endswith("[truncated]")
+
+
+def test_params_yaml_uri_is_used_when_nothing_else_is_set(tmp_path, monkeypatch):
+    target = tmp_path / "team" / "mlflow.db"
+    (tmp_path / "params.yaml").write_text(f"tracking:\n  uri: sqlite:///{target}\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri(None) == f"sqlite:///{target}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://elsewhere:5000")
+    assert resolve_tracking_uri(None) == "http://elsewhere:5000"
