@@ -59,13 +59,16 @@ class ContextEncoding(nn.Module):
         self.bn = nn.BatchNorm2d(num_joints)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        squeezed = self.conv_c(x)  # n 1 T V
-        squeezed = self.conv_t(squeezed.transpose(1, 2))  # n T 1 V -> n 1 1 V
-        squeezed = self.bn(squeezed.reshape(n, self.num_joints, 1, 1))
-        adjacency = self.conv_v(squeezed).view(n, self.num_joints, self.num_joints)
-        # Divide each column by its L2 norm (the reference uses exactly this, no epsilon).
-        return adjacency * adjacency.square().sum(dim=1, keepdim=True).rsqrt()
+        # Squeezing C and then T channels into one value sums thousands of activations, which
+        # overflows float16; the whole path is tiny after conv_c, so it always runs in float32.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            n = x.shape[0]
+            squeezed = self.conv_c(x.float())  # n 1 T V
+            squeezed = self.conv_t(squeezed.transpose(1, 2))  # n T 1 V -> n 1 1 V
+            squeezed = self.bn(squeezed.reshape(n, self.num_joints, 1, 1))
+            adjacency = self.conv_v(squeezed).view(n, self.num_joints, self.num_joints)
+            # Divide each column by its L2 norm (the reference does exactly this, no epsilon).
+            return adjacency * adjacency.square().sum(dim=1, keepdim=True).rsqrt()
 
 
 class STCAttention(nn.Module):
@@ -98,8 +101,9 @@ class STCAttention(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         n, c, t, v = y.shape
         spatial = 1 + self.sigmoid(self.conv_sa(y.mean(dim=2)))  # n 1 V
-        # Mean over joints of y * spatial, as a matvec over the joint axis: n C T.
-        joint_pooled = torch.matmul(y, spatial.view(n, 1, v, 1)).view(n, c, t) / v
+        # Mean over joints of y * spatial, as a matvec over the joint axis: n C T. The weights are
+        # divided by V first so that float16 sums cannot overflow where the mean does not.
+        joint_pooled = torch.matmul(y, (spatial / v).view(n, 1, v, 1)).view(n, c, t)
         temporal = 1 + self.sigmoid(self.conv_ta(joint_pooled))  # n 1 T
         pooled = (joint_pooled * temporal).mean(dim=2)  # n C
         channel = 1 + self.sigmoid(self.fc2c(self.relu(self.fc1c(pooled))))  # n C
