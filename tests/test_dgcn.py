@@ -202,3 +202,23 @@ def test_graph_helpers() -> None:
 def test_buffer_holds_graph() -> None:
     model = build_dgcn()
     torch.testing.assert_close(model.backbone.A, torch.tensor(ntu_adjacency(), dtype=torch.float32))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_close_to_float32(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    model = build_dgcn(num_classes=10, clip_len=32)
+    x = torch.randn(2, 3, 32, 25, 2)
+    # Calibrate the BN statistics as training would: an untrained net in eval mode lets
+    # activations grow past float16's range, which says nothing about the implementation.
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None
+    with torch.no_grad():
+        model.train()(x)
+        model.eval()
+        expected = model(x)
+        with torch.autocast("cpu", dtype=dtype):
+            got = model(x)
+    error = (got.float() - expected).norm() / expected.norm()
+    assert error < (0.05 if dtype == torch.bfloat16 else 0.01), f"relative error {error:.3g}"

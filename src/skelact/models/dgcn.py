@@ -114,7 +114,7 @@ class STCAttention(nn.Module):
 class DynamicGraphConv(nn.Module):
     """Graph convolution with three static subsets plus the CeN's dynamic adjacency.
 
-    ``y = sum_k W_k (x A_k) + lamb * W_cen (x A_dyn)`` then BN, a (projected) residual, ReLU and
+    ``y = sum_k conv_k(x A_k) + lamb * conv_cen(x A_dyn)`` then BN, a (projected) residual, ReLU and
     the STC attention. ``lamb`` is learnable and initialised to the configured lambda.
     """
 
@@ -162,18 +162,18 @@ class DynamicGraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape
-        dynamic = self.cen(x) * self.lamb  # n V V; lamb folded into the (tiny) adjacency
-        adjacency = torch.cat((self.PA.unsqueeze(0).expand(n, -1, -1, -1), dynamic.unsqueeze(1)), 1)
-        # All four aggregations in one batched matmul: subset k lands in the k-th slot of dim 0.
-        gathered = torch.matmul(x.view(1, n, c * t, v), adjacency.transpose(0, 1))
-        # unbind (not indexing) so backward stacks the four gradients once instead of zero-filling
-        # a full-size buffer per subset.
-        *static, dynamic_gathered = gathered.view(NUM_SUBSETS + 1, n, c, t, v).unbind(0)
-        y = self.conv_cen(dynamic_gathered)
-        for conv, part in zip(self.conv_d, static, strict=True):
-            y = y + conv(part)
-        # conv_cen's bias must be scaled by lamb too: (lamb * x A) W + b  vs  lamb * (x A W + b).
-        y = y + ((self.lamb - 1) * self.conv_cen.bias).view(1, -1, 1, 1)
+        adjacency = torch.cat(
+            (self.PA.unsqueeze(0).expand(n, -1, -1, -1), self.cen(x).unsqueeze(1)), dim=1
+        )  # n 4 V V
+        # All four aggregations in one batched matmul; subset k lands in slot k of dim 0, so each
+        # slot is a contiguous n C T V tensor that its 1x1 conv reads without a copy.
+        gathered = torch.matmul(x.reshape(1, n, c * t, v), adjacency.transpose(0, 1))
+        # unbind (not indexing) so backward stacks the four gradients once instead of
+        # zero-filling a full-size buffer per subset.
+        static_0, static_1, static_2, dynamic = gathered.view(4, n, c, t, v).unbind(0)
+        y = torch.addcmul(self.conv_d[0](static_0), self.conv_cen(dynamic), self.lamb)
+        y = y + self.conv_d[1](static_1)
+        y = y + self.conv_d[2](static_2)
         y = self.relu(self.bn(y) + self.down(x))
         return self.attention(y)
 
