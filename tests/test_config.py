@@ -36,7 +36,8 @@ def test_the_repository_params_file_is_valid():
     for model in params.models:
         overrides = load_train_overrides(REPO / "params.yaml", model, "xsub")
         config = resolve_config(apply_overrides(TrainConfig(model=model), overrides))
-        assert config.epochs == params.quick["epochs"]
+        quick = {**params.quick.get("common", {}), **params.quick.get(model, {})}
+        assert config.epochs == quick["epochs"]
         assert all(1 <= s <= config.epochs for s in config.lr_steps)
         assert config.experiment == "skelact/synthetic-xsub"
 
@@ -56,7 +57,7 @@ def test_quick_recipe_scales_the_schedule_and_model_overrides_win(tmp_path):
     path = _write(
         tmp_path,
         {
-            "quick": {"epochs": 20, "batch_size": 16},
+            "quick": {"common": {"epochs": 20, "batch_size": 16}, "tacnn": {"epochs": 7}},
             "train": {"batch_size": 32},
             "model": {"dgcn": {"epochs": 13, "lr": 0.05}, "hcn": {"lr_steps": [3]}},
         },
@@ -69,6 +70,7 @@ def test_quick_recipe_scales_the_schedule_and_model_overrides_win(tmp_path):
     assert hcn["epochs"] == 20 and hcn["lr_steps"] == [3]  # explicit steps are kept
     assert hcn["val_interval"] == 2  # about 10 validations over the shortened run
     assert "experiment" not in hcn  # no benchmark given
+    assert load_train_overrides(path, "tacnn")["epochs"] == 7  # quick.<model> over quick.common
 
 
 def test_forced_recipe_and_tracking_settings(tmp_path):

@@ -51,8 +51,7 @@ def project(tmp_path_factory):
     params["synth"].update(num_classes=4, samples_per_class=12)
     params["models"] = MODELS
     params["seeds"] = [0]
-    params["quick"] = {"epochs": 2}
-    params["train"]["batch_size"] = 16
+    params["quick"] = {"common": {"epochs": 2, "batch_size": 16}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("mlflow.db\nmlruns/\n")
 

@@ -290,32 +290,32 @@ def train_cmd(
     train_path: Path = typer.Option(..., "--train", help="Training pickle."),
     val_path: Path = typer.Option(..., "--val", help="Validation pickle."),
     out_dir: Path = typer.Option(..., "--out-dir", help="Checkpoints, logs and metrics go here."),
-    seed: int | None = typer.Option(None, "--seed", help="Run seed [default: 0]."),
-    epochs: int | None = typer.Option(None, "--epochs", help="[default: recipe]"),
+    seed: int | None = typer.Option(None, "--seed", help="Run seed (default: 0)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="(default: recipe)"),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Global batch over all ranks [default: 64]."
+        None, "--batch-size", help="Global batch over all ranks (default: 64)."
     ),
     lr: float | None = typer.Option(
-        None, "--lr", help="LR at the reference batch of 64 [default: recipe]."
+        None, "--lr", help="LR at the reference batch of 64 (default: recipe)."
     ),
     scale_lr: bool | None = typer.Option(
         None, "--scale-lr/--no-scale-lr",
-        help="Scale the LR linearly with the global batch [default: on].",
+        help="Scale the LR linearly with the global batch (default: on).",
     ),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", help="[default: recipe]"),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="adam | sgd [default: recipe]"),
+    weight_decay: float | None = typer.Option(None, "--weight-decay", help="(default: recipe)"),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="adam | sgd (default: recipe)"),
     clip_len: int | None = typer.Option(None, "--clip-len", help="Frames per clip [recipe]."),
     val_interval: int | None = typer.Option(
-        None, "--val-interval", help="Validate every k epochs [default: recipe]."
+        None, "--val-interval", help="Validate every k epochs (default: recipe)."
     ),
     val_batch_size: int | None = typer.Option(None, "--val-batch-size", help="Global."),
-    num_classes: int | None = typer.Option(None, "--num-classes", help="[default: from data]"),
+    num_classes: int | None = typer.Option(None, "--num-classes", help="(default: from data)"),
     model_option: list[str] | None = typer.Option(
         None, "--model-option", help="Model builder option KEY=VALUE (repeatable)."
     ),
     train_split: str | None = typer.Option(None, "--train-split", help="pyskl: e.g. xsub_train"),
     val_split: str | None = typer.Option(None, "--val-split", help="pyskl: e.g. xsub_val"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda [default: auto]"),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)"),
     deterministic: bool | None = typer.Option(
         None, "--deterministic/--no-deterministic", help="Deterministic kernels, fixed threads."
     ),
@@ -329,16 +329,16 @@ def train_cmd(
         None, "--stop-after-epoch", help="Stop (resumably) after this epoch."
     ),
     checkpoint_interval: int | None = typer.Option(
-        None, "--checkpoint-interval", help="Write last.pt every k epochs [default: 1]."
+        None, "--checkpoint-interval", help="Write last.pt every k epochs (default: 1)."
     ),
     track: bool | None = typer.Option(
-        None, "--track/--no-track", help="Log to MLflow [default: on]."
+        None, "--track/--no-track", help="Log to MLflow (default: on)."
     ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
     experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment."),
     run_name: str | None = typer.Option(None, "--run-name", help="MLflow run name."),
     benchmark: str | None = typer.Option(
-        None, "--benchmark", help="Benchmark tag [default: the pickle's folder name]."
+        None, "--benchmark", help="Benchmark tag (default: the pickle's folder name)."
     ),
     params: Path | None = typer.Option(
         None, "--params", help="params.yaml: recipe overrides (CLI options win)."
@@ -409,9 +409,9 @@ def test_cmd(
     split: str | None = typer.Option(None, "--split", help="pyskl files: e.g. xsub_val."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    clip_len: int | None = typer.Option(None, "--clip-len", help="[default: checkpoint/recipe]"),
+    clip_len: int | None = typer.Option(None, "--clip-len", help="(default: checkpoint/recipe)"),
     clip_ratio: float | None = typer.Option(
-        None, "--clip-ratio", help="Center-crop ratio [default: checkpoint/recipe]."
+        None, "--clip-ratio", help="Center-crop ratio (default: checkpoint/recipe)."
     ),
     amp: str = typer.Option("none", "--amp", help="none | bf16 | fp16 (CUDA only)."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log into MLflow."),

@@ -10,7 +10,8 @@ The training recipe a run gets is resolved in this order (later wins):
 1. the model's reference recipe (``skelact.engine.recipes``; filled in by the engine for every
    field left unset),
 2. the recipe *mode*: ``paper`` leaves the reference epochs and schedule alone; ``quick`` (the
-   default for the synthetic source) sets few epochs and scales the LR steps to them,
+   default for the synthetic source) applies ``quick.common`` and then ``quick.<name>`` (few
+   epochs, a smaller batch) and scales the LR steps to them; these never touch an NTU run,
 3. ``train:`` (common to all models),
 4. ``model.<name>:`` (that model only; DVC tracks these per model, so changing one model's value
    reruns only that model's stages).
@@ -142,7 +143,8 @@ class Params:
     models: tuple[str, ...] = MODEL_NAMES
     seeds: tuple[int, ...] = (0,)
     recipe: str = "auto"  # auto | paper | quick
-    quick: Mapping[str, Any] = field(default_factory=lambda: {"epochs": 10})
+    # {"common": {...}, "<model>": {...}}: used only in the quick recipe mode
+    quick: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
@@ -245,6 +247,19 @@ def _check_train_keys(values: Any, where: str) -> dict[str, Any]:
     return dict(values)
 
 
+def _parse_quick(values: Any, where: str) -> dict[str, dict[str, Any]]:
+    """``quick: {common: {...}, <model>: {...}}``; split per model so DVC can track each part."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise _fail(where, "must map 'common' and model names to training options")
+    valid = ["common", *MODEL_NAMES]
+    for key in values:
+        if key not in valid:
+            raise _fail(where, f"unknown key {key!r}; valid keys: {valid}")
+    return {key: _check_train_keys(opts, f"{where}.{key}") for key, opts in values.items()}
+
+
 _TOP_KEYS = (
     "data",
     "synth",
@@ -326,7 +341,7 @@ def parse_params(raw: Any, path: str = "params.yaml") -> Params:
         models=models,
         seeds=tuple(seeds_raw),
         recipe=recipe,
-        quick=_check_train_keys(raw.get("quick", {"epochs": 10}), f"{path}: quick"),
+        quick=_parse_quick(raw.get("quick"), f"{path}: quick"),
         train=_check_train_keys(raw.get("train"), f"{path}: train"),
         model=per_model,
         evaluate=_section(raw.get("evaluate"), EvaluateParams, f"{path}: evaluate"),
@@ -399,7 +414,8 @@ def train_overrides(params: Params, model: str, benchmark: str | None = None) ->
     mode = recipe_mode(params)
     out: dict[str, Any] = {}
     if mode == "quick":
-        out.update(params.quick)
+        out.update(params.quick.get("common", {}))
+        out.update(params.quick.get(model, {}))
     out.update(params.train)
     out.update(params.model.get(model, {}))
     epochs = out.get("epochs")
