@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -139,13 +141,23 @@ def test_predict_agrees_with_evaluate(trained, tmp_path, reference_dir):
     assert "1. A00" in cli.stdout and "%" in cli.stdout
 
 
+def _console_script() -> list[str]:
+    """The installed ``skelact`` script itself: what ``$(which skelact)`` names in a venv."""
+    script = Path(sysconfig.get_path("scripts")) / "skelact"
+    assert script.is_file(), f"console script not installed at {script}"
+    return [str(script)]
+
+
 @pytest.mark.slow
-def test_two_process_gloo_ddp_matches_single_process_eval(trained, tmp_path):
+@pytest.mark.parametrize("launch", ["module", "console_script"])
+def test_two_process_gloo_ddp_matches_single_process_eval(trained, tmp_path, launch):
+    """Both documented launches: `torchrun -m skelact train` and `torchrun $(which skelact)`."""
     root, data, _, _, _ = trained
     out = tmp_path / "ddp"
+    program = ["-m", "skelact"] if launch == "module" else _console_script()
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "skelact", "train", "--model", "tscnn", "--train", str(data[0]), "--val",
+        *program, "train", "--model", "tscnn", "--train", str(data[0]), "--val",
         str(data[1]), "--out-dir", str(out), "--epochs", "2", "--batch-size", "8",
         "--clip-len", "16", "--val-interval", "1", "--no-track", "--device", "cpu",
         "--val-batch-size", "6", "--threads", "1",
@@ -162,3 +174,20 @@ def test_two_process_gloo_ddp_matches_single_process_eval(trained, tmp_path):
     ev = evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(data[1]),
                              out_dir=str(tmp_path / "ev"), track=False))  # fmt: skip
     assert (ev.top1, ev.top5) == (recs[-1]["val_top1"], recs[-1]["val_top5"])
+
+
+def test_test_command_follows_the_tracking_settings_of_params(trained, tmp_path):
+    """The evaluate stage passes --params: tracking.enabled=false must mean no MLflow at all."""
+    root, data, out, _, _ = trained
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "bogus-scheme://nowhere"}
+    base = [sys.executable, "-m", "skelact", "test", "--checkpoint", str(out / "last.pt"),
+            "--data", str(data[1]), "--out-dir", str(tmp_path / "ev"), "--device", "cpu",
+            "--quiet"]  # fmt: skip
+    off = tmp_path / "off.yaml"
+    off.write_text("tracking: {enabled: false}\n")
+    done = subprocess.run([*base, "--params", str(off)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["num_samples"] == 16
+    # without the params file, tracking is on and the bad URI is reported before evaluating
+    done = subprocess.run(base, capture_output=True, text=True, env=env)
+    assert done.returncode != 0 and "bogus-scheme" in done.stderr

@@ -299,7 +299,8 @@ def train_cmd(
         None, "--lr", help="LR at the reference batch of 64 (default: recipe)."
     ),
     scale_lr: bool | None = typer.Option(
-        None, "--scale-lr/--no-scale-lr",
+        None,
+        "--scale-lr/--no-scale-lr",
         help="Scale the LR linearly with the global batch (default: on).",
     ),
     weight_decay: float | None = typer.Option(None, "--weight-decay", help="(default: recipe)"),
@@ -378,7 +379,8 @@ def train_cmd(
     overrides.update({k: v for k, v in cli.items() if v is not None})
     if model_option:
         overrides["model_options"] = {
-            **overrides.get("model_options", {}), **_parse_model_options(model_option)
+            **overrides.get("model_options", {}),
+            **_parse_model_options(model_option),
         }
     overrides.update(model=model, train_path=str(train_path), val_path=str(val_path),
                      out_dir=str(out_dir), resume=resume, quiet=quiet)  # fmt: skip
@@ -414,11 +416,16 @@ def test_cmd(
         None, "--clip-ratio", help="Center-crop ratio (default: checkpoint/recipe)."
     ),
     amp: str = typer.Option("none", "--amp", help="none | bf16 | fp16 (CUDA only)."),
-    track: bool = typer.Option(True, "--track/--no-track", help="Log into MLflow."),
+    track: bool | None = typer.Option(
+        None, "--track/--no-track", help="Log into MLflow (default: on, or params.yaml's)."
+    ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
     experiment: str = typer.Option("skelact", "--experiment", help="For untracked checkpoints."),
     child_run: bool = typer.Option(
         False, "--child-run", help="Log to a new run linked to the training run."
+    ),
+    params: Path | None = typer.Option(
+        None, "--params", help="params.yaml: its tracking settings apply (CLI options win)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -430,6 +437,16 @@ def test_cmd(
     for path in (checkpoint, data):
         if not path.is_file():
             _fail(f"file not found: {path}")
+    if params is not None:
+        from skelact.config import ConfigError, load_params
+
+        try:
+            tracking = load_params(params).tracking
+        except (ConfigError, FileNotFoundError) as exc:
+            _fail(str(exc))
+        track = tracking.enabled if track is None else track
+        tracking_uri = tracking_uri or tracking.uri
+    track = True if track is None else track
     cfg = EvalConfig(
         checkpoint=str(checkpoint), data=str(data), out_dir=str(out_dir), model=model,
         split=split, batch_size=batch_size, device=device, clip_len=clip_len,
@@ -476,6 +493,7 @@ def predict_cmd(
         typer.echo(f"label: A{result.label + 1:03d} {result.label_name}")
     for rank, (cls, name, prob) in enumerate(result.top, start=1):
         typer.echo(f"{rank}. A{cls + 1:03d} {name:<45} {prob:7.2%}")
+
 
 # --- end train ---
 

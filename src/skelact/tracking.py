@@ -557,7 +557,10 @@ class Tracker(NullTracker):
                 model_cpu = copy.deepcopy(model).cpu()
             model_cpu.eval()
             try:
-                with _active(self.run_id):
+                with _active(self.run_id), warnings.catch_warnings():
+                    # torch.export's archive writer warns about weight grouping on every save;
+                    # it concerns GPU-resident weights, and this copy is on the CPU.
+                    warnings.filterwarnings("ignore", message="No complete tensor found")
                     mlflow.pytorch.log_model(
                         model_cpu,
                         name=name,
