@@ -23,7 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-MODELS = ["tscnn", "hcn"]  # two models prove the matrix and the per-model rerun; fast on CPU
+MODELS = ["tscnn", "hcn", "hcnb", "tacnn", "dgcn"]  # the whole default matrix, tiny data
 
 
 def _run(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> str:
@@ -51,7 +51,8 @@ def project(tmp_path_factory):
     params["synth"].update(num_classes=4, samples_per_class=12)
     params["models"] = MODELS
     params["seeds"] = [0]
-    params["quick"] = {"common": {"epochs": 2, "batch_size": 16}}
+    quick = params["quick"]
+    params["quick"] = {"common": quick["common"], **{m: {**quick[m], "epochs": 2} for m in MODELS}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("mlflow.db\nmlruns/\n")
 
