@@ -13,16 +13,16 @@ as summarised in ``../shared/reference/ACCURACY.md``): NTU RGB+D 60, top-1 in pe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from skelact.atomic import atomic_write_bytes
 
 __all__ = [
     "PUBLISHED",
@@ -375,19 +375,6 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def render_chart(report: Mapping[str, Any], path: Path) -> None:
     """Bar chart: top-1 (mean +- std over seeds) per model, models ordered by GFLOPs."""
     import matplotlib
@@ -455,15 +442,15 @@ def render_chart(report: Mapping[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> ReportResult:
     """Write results.md, results.json and accuracy_vs_gflops.png atomically into ``out_dir``."""
     out = Path(out_dir)
     md, js, png = out / "results.md", out / "results.json", out / "accuracy_vs_gflops.png"
-    _atomic_write(js, (json.dumps(report, indent=2, allow_nan=True) + "\n").encode("utf-8"))
-    _atomic_write(md, render_markdown(report).encode("utf-8"))
+    atomic_write_bytes(js, (json.dumps(report, indent=2, allow_nan=True) + "\n").encode("utf-8"))
+    atomic_write_bytes(md, render_markdown(report).encode("utf-8"))
     render_chart(report, png)
     return ReportResult(markdown=md, json=js, chart=png, rows=list(report["rows"]))
 

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
+from skelact.atomic import atomic_write_text
 from skelact.data import ntu
 from skelact.data.prenorm import normalise_bodies
 from skelact.data.skeleton_file import SkeletonFormatError, parse_skeleton
@@ -232,12 +233,6 @@ def _remove_if_empty(path: Path) -> None:
 
 def _body(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=_PROTOCOL)[2:-1]
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- stage
@@ -457,7 +452,7 @@ def preprocess(settings: PreprocessSettings) -> PreprocessResult:
     payload["num_empty_samples"] = len(empty)
     payload["num_skipped_bad"] = len(skipped_bad)
     payload["files_per_s"] = round(result.files_per_s, 2)
-    _write_json_atomic(report_path, payload)
+    atomic_write_text(report_path, json.dumps(payload, indent=2) + "\n")
     return result
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skelact.atomic import atomic_write_bytes
 from skelact.data import ntu
 from skelact.skeleton import INWARD_BONES, LEAF_JOINTS, MIRROR, NUM_JOINTS, REST_POSE
 
@@ -841,17 +841,6 @@ def format_skeleton(bodies: Sequence[_Body]) -> str:
     return "".join(pieces) % tuple(block.ravel().tolist())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ----------------------------------------------------------------------------------------------
 # Stage
 
@@ -892,7 +881,7 @@ def _make_file(args: tuple[SampleSpec, SynthSettings]) -> int:
     spec, s = args
     bodies = generate_sample(spec, s.num_classes, s.seed, (s.frames_min, s.frames_max), s.noise)
     data = format_skeleton(bodies).encode("ascii")
-    _write_atomic(Path(s.out_dir) / f"{spec.name}.skeleton", data)
+    atomic_write_bytes(Path(s.out_dir) / f"{spec.name}.skeleton", data)
     return len(data)
 
 
@@ -953,5 +942,5 @@ def synthesize(
         "classes": {p: class_program(p, s.num_classes).name for p in range(1, s.num_classes + 1)},
         "split_counts": result.split_counts,
     }
-    _write_atomic(out / "synth.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "synth.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return result

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from skelact.atomic import atomic_write, atomic_write_text
 from skelact.engine import metrics as M
-from skelact.engine.checkpointing import atomic_write_text, read_checkpoint_any
+from skelact.engine.checkpointing import read_checkpoint_any
 from skelact.engine.recipes import recipe_for
 
 
@@ -216,8 +217,6 @@ def plot_confusion(conf: np.ndarray, path: Path, title: str = "") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from skelact.engine.checkpointing import atomic_write
 
     rows = conf.sum(axis=1, keepdims=True)
     norm = np.divide(conf, np.maximum(rows, 1), dtype=np.float64)

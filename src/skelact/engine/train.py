@@ -24,11 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skelact.atomic import atomic_write, atomic_write_text
 from skelact.engine import distributed as D
 from skelact.engine.checkpointing import (
     atomic_save,
-    atomic_write,
-    atomic_write_text,
     load_own_checkpoint,
     make_checkpoint,
     restore_rng_state,

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from skelact.atomic import atomic_write
 
 OWN_FORMAT = "skelact"
 OWN_FORMAT_VERSION = 1
@@ -291,24 +292,13 @@ def build_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> nn.Modul
     return load_checkpoint(model, path)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_mmaction_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``{'meta', 'state_dict'}`` with reference keys (loadable by SkelAct/MMAction2)."""
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in to_mmaction_state_dict(model).items()}
     spec = getattr(unwrap(model), "skelact_spec", {})
-    _atomic_save({"meta": {"skelact_model": spec.get("name")}, "state_dict": state}, path)
+    payload = {"meta": {"skelact_model": spec.get("name")}, "state_dict": state}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 
@@ -330,5 +320,6 @@ def own_checkpoint(model: nn.Module, **extra: Any) -> dict[str, Any]:
 def save_own_checkpoint(model: nn.Module, path: str | os.PathLike, **extra: Any) -> Path:
     """Write :func:`own_checkpoint` atomically (temp file + rename)."""
     path = Path(path)
-    _atomic_save(own_checkpoint(model, **extra), path)
+    payload = own_checkpoint(model, **extra)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
