@@ -21,7 +21,7 @@ from skelact.models.common import (
     init_cnn_weights,
     set_memory_format,
 )
-from skelact.models.hcn import HCN, JointsToChannels
+from skelact.models.hcn import HCN, HCNStream
 from skelact.models.heads import LinearHead
 
 
@@ -79,8 +79,10 @@ class CrossChannelAugment(nn.Module):
         return F.relu(self.map2(self.group(out)), inplace=True)
 
 
-class TaCNNStream(nn.Module):
-    """One Ta-CNN stream: ``B x C x T x V`` -> ``B x 64 x T/4 x 8``."""
+class TaCNNStream(HCNStream):
+    """One Ta-CNN stream: an HCN-Baseline stream (BN on) whose temporal conv (conv2) and joint
+    conv (conv3) are cross-channel augmented group convolutions, the topology-aware part.
+    ``B x C x T x V`` -> ``B x 64 x T/4 x 8``; weights are initialised by the backbone."""
 
     def __init__(
         self,
@@ -91,25 +93,12 @@ class TaCNNStream(nn.Module):
         dropout: float,
         out_channels: int = 64,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, num_joints, True, dropout, out_channels)
         inter = out_channels // 2
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = CrossChannelAugment(
             out_channels, inter, (3, 1), (1, 0), groups[0], squeeze_factor
         )
-        self.transpose = JointsToChannels()
         self.conv3 = CrossChannelAugment(num_joints, inter, 3, 1, groups[1], squeeze_factor)
-        self.pool3 = nn.MaxPool2d(2, stride=2)
-        self.conv4 = nn.Conv2d(inter, out_channels, 3, padding=1)
-        self.pool4 = nn.MaxPool2d(2, stride=2)
-        self.drop4 = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv2(self.relu1(self.bn1(self.conv1(x))))
-        x = self.pool3(self.conv3(self.transpose(x)))
-        return self.drop4(self.pool4(self.conv4(x)))
 
 
 class TaCNN(HCN):
