@@ -119,6 +119,7 @@ def test_mlflow_runs_hold_params_metrics_artifacts(project):
     assert sorted(by_model) == sorted(MODELS) and len(runs) == len(MODELS)
     for model, run in by_model.items():
         assert run.info.status == "FINISHED"
+        assert run.info.run_name == f"{model}-xsub-seed0"
         tags = run.data.tags
         assert tags["dvc.stage"] == f"train@{model}-xsub-0"
         assert tags["eval.dvc.stage"] == f"evaluate@{model}-xsub-0"

@@ -345,8 +345,12 @@ def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> TrainResul
         "device": str(device),
         "world_size": env.world_size,
     }
+    # A readable default run name, so that `mlflow ui` lists "hcn-xsub-seed0", not a random one.
+    run_name = cfg.run_name or "-".join(
+        str(p) for p in (cfg.model, tags["benchmark"], f"seed{cfg.seed}") if p
+    )
     with open_run(
-        enabled=cfg.track and env.is_main, experiment=cfg.experiment, run_name=cfg.run_name,
+        enabled=cfg.track and env.is_main, experiment=cfg.experiment, run_name=run_name,
         tracking_uri=cfg.tracking_uri, run_id=run_id, tags=tags,
     ) as tracker:  # fmt: skip
         run_id = tracker.run_id
