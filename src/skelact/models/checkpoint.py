@@ -267,7 +267,7 @@ def build_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> nn.Modul
     Own checkpoints carry the model name and options (``overrides`` replace options).
     SkelAct/MMAction2 checkpoints need ``name=``; ``num_classes`` comes from the head weight.
     """
-    from skelact.models import build_model
+    from skelact.models import MODEL_NAMES, build_model
 
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -284,7 +284,9 @@ def build_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> nn.Modul
     else:
         if name is None:
             raise CheckpointError(
-                f"{path} is a SkelAct/MMAction2 checkpoint: pass the model name (name=...)"
+                f"{path} is a SkelAct/MMAction2 checkpoint, which does not record its model name: "
+                f"give it (--model on the command line, name=... in Python), one of "
+                f"{', '.join(MODEL_NAMES)}"
             )
         state = _state_of(ckpt, path)
         overrides.setdefault("num_classes", _head_classes(state, path))
