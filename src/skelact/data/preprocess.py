@@ -303,7 +303,12 @@ def resolve_benchmarks(dataset: str, benchmarks: Iterable[str] | None) -> list[s
 
 
 def preprocess(settings: PreprocessSettings) -> PreprocessResult:
-    """Run the stage; raises :class:`PreprocessError` on bad input (with ``on_error='fail'``)."""
+    """Run the stage; raises :class:`PreprocessError` on bad input (with ``on_error='fail'``).
+
+    With ``workers > 1`` and torch already imported, workers start through ``forkserver``, which
+    re-imports the calling script: call this from under ``if __name__ == "__main__":`` in a
+    script (the ``skelact`` command does), or pass ``workers=1``.
+    """
     t0 = time.perf_counter()
     try:
         spec = ntu.dataset_spec(settings.dataset)
