@@ -16,9 +16,12 @@ import numpy as np
 import torch
 
 from skelact.atomic import atomic_write
-
-FORMAT = "skelact"
-FORMAT_VERSION = 1
+from skelact.models.checkpoint import (
+    OWN_FORMAT_VERSION,
+    is_own_checkpoint,
+    own_checkpoint,
+    read_checkpoint,
+)
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -78,49 +81,28 @@ def make_checkpoint(
     best: dict[str, Any] | None = None,
     mlflow_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The own checkpoint dict (format of the contract). ``model`` must be the bare module."""
-    spec = getattr(model, "skelact_spec", None) or {}
-    if "name" not in spec:
-        raise ValueError("model has no skelact_spec; build it with skelact.models.build_model")
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": {"name": spec["name"], "options": dict(spec.get("options", {}))},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-        "epoch": int(epoch),
-        "rng": capture_rng_state(),
-        "config": config or {},
-        "best": best or {},
-        "mlflow_run_id": mlflow_run_id,
-    }
+    """The models' own checkpoint plus everything an exact resume needs."""
+    return own_checkpoint(
+        model,
+        optimizer=optimizer.state_dict() if optimizer is not None else None,
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+        scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        epoch=int(epoch),
+        rng=capture_rng_state(),
+        config=config or {},
+        best=best or {},
+        mlflow_run_id=mlflow_run_id,
+    )
 
 
-def load_own_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load and check an own checkpoint (``weights_only=True``), with errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt file, or one with pickled code (weights_only refuses it)
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a skelact checkpoint (no format='{FORMAT}' key)")
-    if ckpt.get("format_version") != FORMAT_VERSION:
+def load_own_checkpoint(path: str | Path) -> dict:
+    """Read a project checkpoint for resuming; anything else is an error naming the file."""
+    ckpt = read_checkpoint(path)
+    if not is_own_checkpoint(ckpt):
+        raise ValueError(f"{path} is not a skelact checkpoint (no format='skelact' key)")
+    if ckpt.get("format_version") != OWN_FORMAT_VERSION:
         raise ValueError(
             f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported "
-            f"(this skelact reads version {FORMAT_VERSION})"
+            f"(this skelact reads version {OWN_FORMAT_VERSION})"
         )
     return ckpt
-
-
-def read_checkpoint_any(path: str | Path) -> dict | None:
-    """The raw dict of any checkpoint that ``weights_only`` can load (None if it cannot)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    return obj if isinstance(obj, dict) else None

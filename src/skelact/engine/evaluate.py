@@ -21,7 +21,6 @@ import torch
 
 from skelact.atomic import atomic_write, atomic_write_text
 from skelact.engine import metrics as M
-from skelact.engine.checkpointing import read_checkpoint_any
 from skelact.engine.recipes import recipe_for
 
 
@@ -116,15 +115,15 @@ class EvalResult:
 
 def _load_model(cfg: EvalConfig) -> tuple[torch.nn.Module, dict, str]:
     """Model, the raw checkpoint dict (for config/run id) and the model name."""
-    from skelact.models import build_from_checkpoint
+    from skelact.models.checkpoint import build_from_loaded, read_checkpoint
 
-    raw = read_checkpoint_any(cfg.checkpoint) or {}
+    raw = read_checkpoint(cfg.checkpoint)
     overrides: dict[str, Any] = {}
     if cfg.model is not None:
         overrides["name"] = cfg.model
     if raw.get("format") != "skelact" and cfg.clip_len is not None:
         overrides["clip_len"] = cfg.clip_len  # foreign checkpoints do not record it
-    model = build_from_checkpoint(cfg.checkpoint, **overrides)
+    model = build_from_loaded(raw, cfg.checkpoint, **overrides)
     spec = getattr(model, "skelact_spec", {}) or {}
     name = spec.get("name") or cfg.model
     return model, raw, str(name)

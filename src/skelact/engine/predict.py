@@ -42,16 +42,15 @@ def predict_file(
     from skelact.data.dataset import SkeletonSet
     from skelact.data.preprocess import load_sample
     from skelact.data.transforms import ClipSampler
-    from skelact.engine.checkpointing import read_checkpoint_any
     from skelact.engine.distributed import resolve_device
     from skelact.engine.evaluate import class_names, infer, sampling_for, softmax
-    from skelact.models import build_from_checkpoint
+    from skelact.models.checkpoint import build_from_loaded, read_checkpoint
 
     dev = resolve_device(device)
     overrides = {"name": model} if model is not None else {}
-    net = build_from_checkpoint(checkpoint, **overrides).to(dev)
+    raw = read_checkpoint(checkpoint)
+    net = build_from_loaded(raw, checkpoint, **overrides).to(dev)
     name = (getattr(net, "skelact_spec", {}) or {}).get("name") or str(model)
-    raw = read_checkpoint_any(checkpoint) or {}
     clip_len, clip_ratio = sampling_for(name, raw, clip_len, clip_ratio)
 
     ann = load_sample(path)

@@ -280,7 +280,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> TrainResul
     start_epoch, best, run_id, records, past_seconds = 0, {}, None, [], 0.0
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if cfg.resume and last_path.is_file():
-        ckpt = load_own_checkpoint(last_path, map_location="cpu")
+        ckpt = load_own_checkpoint(last_path)
         _check_resume_config(ckpt.get("config") or {}, cfg, last_path)
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])

@@ -237,7 +237,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     :class:`CheckpointError` naming the file and keys. Returns ``model``.
     """
     path = Path(path)
-    ckpt = read_checkpoint(path)
+    return load_into(model, read_checkpoint(path), path)
+
+
+def load_into(model: nn.Module, ckpt: Mapping[str, Any], path: str | os.PathLike) -> nn.Module:
+    """:func:`load_checkpoint` for a checkpoint dict already read from ``path``."""
+    path = Path(path)
     if is_own_checkpoint(ckpt):
         version = ckpt.get("format_version")
         if version != OWN_FORMAT_VERSION:
@@ -267,10 +272,18 @@ def build_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> nn.Modul
     Own checkpoints carry the model name and options (``overrides`` replace options).
     SkelAct/MMAction2 checkpoints need ``name=``; ``num_classes`` comes from the head weight.
     """
+    path = Path(path)
+    return build_from_loaded(read_checkpoint(path), path, **overrides)
+
+
+def build_from_loaded(
+    ckpt: Mapping[str, Any], path: str | os.PathLike, **overrides: Any
+) -> nn.Module:
+    """:func:`build_from_checkpoint` for a checkpoint dict already read from ``path`` (callers
+    that also need its training config or run id read the file once)."""
     from skelact.models import MODEL_NAMES, build_model
 
     path = Path(path)
-    ckpt = read_checkpoint(path)
     overrides = dict(overrides)
     name = overrides.pop("name", None)
     if is_own_checkpoint(ckpt):
@@ -291,7 +304,7 @@ def build_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> nn.Modul
         state = _state_of(ckpt, path)
         overrides.setdefault("num_classes", _head_classes(state, path))
         model = build_model(name, **overrides)
-    return load_checkpoint(model, path)
+    return load_into(model, ckpt, path)
 
 
 def export_mmaction_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
@@ -314,7 +327,8 @@ def own_checkpoint(model: nn.Module, **extra: Any) -> dict[str, Any]:
         "format": OWN_FORMAT,
         "format_version": OWN_FORMAT_VERSION,
         "model": {"name": spec["name"], "options": dict(spec["options"])},
-        "state_dict": target.state_dict(),
+        # on the CPU, so that a checkpoint written during GPU training loads anywhere
+        "state_dict": {k: v.detach().cpu() for k, v in target.state_dict().items()},
         **extra,
     }
 
