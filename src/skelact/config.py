@@ -31,6 +31,9 @@ from typing import Any
 
 import yaml
 
+from skelact.data import ntu
+from skelact.models import MODEL_NAMES
+
 __all__ = [
     "ConfigError",
     "Params",
@@ -52,9 +55,9 @@ __all__ = [
 ]
 
 SOURCES = ("synthetic", "ntu60", "ntu120")
-DATASETS = ("ntu60", "ntu120")
-BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
-MODEL_NAMES = ("tscnn", "hcn", "hcnb", "tacnn", "dgcn")
+# The single sources of these names are the NTU facts module and the model registry.
+DATASETS = tuple(ntu.DATASETS)
+BENCHMARKS = {name: spec.benchmarks for name, spec in ntu.DATASETS.items()}
 RECIPE_MODES = ("auto", "paper", "quick")
 
 # TrainConfig fields the pipeline sets itself from the matrix and the data paths: a value in
