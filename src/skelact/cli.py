@@ -80,29 +80,11 @@ def synth(
         if quiet:
             result = synthesize(settings)
         else:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from skelact.progress import file_progress
 
-            columns = (
-                TextColumn("synth"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} files/s"),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns, transient=True) as bar:
-                task = bar.add_task("synth", total=num_classes * samples_per_class, rate="-")
-
-                def _tick(done: int, total: int) -> None:
-                    speed = bar.tasks[0].speed
-                    bar.update(task, completed=done, rate=f"{speed:.0f}" if speed else "-")
-
-                result = synthesize(settings, _tick)
+            with file_progress("synth", transient=True) as bar:
+                task = bar.add_task("synth", total=num_classes * samples_per_class)
+                result = synthesize(settings, lambda done, _total: bar.update(task, completed=done))
     except (ValueError, OSError) as exc:
         _fail(str(exc))
         return

@@ -35,6 +35,7 @@ from skelact.atomic import atomic_write_text
 from skelact.data import ntu
 from skelact.data.prenorm import normalise_bodies
 from skelact.data.skeleton_file import SkeletonFormatError, parse_skeleton
+from skelact.progress import file_progress
 
 IMG_SHAPE = (1080, 1920)  # what the reference writes; kept for drop-in compatibility
 FORMATS = ("mmaction", "pyskl")
@@ -259,36 +260,6 @@ def _list_raw_dir(raw_dir: Path) -> tuple[list[str], int]:
     return sorted(names), other
 
 
-def _progress(enabled: bool, total: int):
-    """A rich progress bar with files/s and ETA, or a no-op."""
-    if not enabled:
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class _Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} files/s" if speed else "- files/s")
-
-    progress = Progress(
-        TextColumn("preprocess"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
-    return progress
-
-
 def resolve_benchmarks(dataset: str, benchmarks: Iterable[str] | None) -> list[str]:
     """Canonical, de-duplicated benchmark names (aliases such as ``xsetup`` accepted)."""
     spec = ntu.dataset_spec(dataset)
@@ -371,7 +342,7 @@ def preprocess(settings: PreprocessSettings) -> PreprocessResult:
     empty: list[str] = []
     bytes_read = frames_total = max_frames = written = 0
     pool = _open_pool(workers)  # before the progress bar's thread exists
-    progress = _progress(settings.progress, len(tasks))
+    progress = file_progress("preprocess") if settings.progress else None
     try:
         if settings.format == "mmaction":
             for key in keys:
