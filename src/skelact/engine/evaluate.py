@@ -22,6 +22,7 @@ import torch
 from skelact.atomic import atomic_write, atomic_write_text
 from skelact.engine import metrics as M
 from skelact.engine.recipes import recipe_for
+from skelact.models.checkpoint import build_from_loaded, is_own_checkpoint, read_checkpoint
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -115,13 +116,11 @@ class EvalResult:
 
 def _load_model(cfg: EvalConfig) -> tuple[torch.nn.Module, dict, str]:
     """Model, the raw checkpoint dict (for config/run id) and the model name."""
-    from skelact.models.checkpoint import build_from_loaded, read_checkpoint
-
     raw = read_checkpoint(cfg.checkpoint)
     overrides: dict[str, Any] = {}
     if cfg.model is not None:
         overrides["name"] = cfg.model
-    if raw.get("format") != "skelact" and cfg.clip_len is not None:
+    if not is_own_checkpoint(raw) and cfg.clip_len is not None:
         overrides["clip_len"] = cfg.clip_len  # foreign checkpoints do not record it
     model = build_from_loaded(raw, cfg.checkpoint, **overrides)
     spec = getattr(model, "skelact_spec", {}) or {}
@@ -255,7 +254,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
     logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
     labels = np.asarray(data.labels.cpu() if torch.is_tensor(data.labels) else data.labels)
-    run_id = raw.get("mlflow_run_id") if raw.get("format") == "skelact" else None
+    run_id = raw.get("mlflow_run_id") if is_own_checkpoint(raw) else None
     summary = {
         "model": name,
         "checkpoint": str(cfg.checkpoint),
