@@ -249,11 +249,11 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
             f"{cfg.data}: labels go up to {data.num_classes - 1} but the model in "
             f"{cfg.checkpoint} has {num_classes} classes"
         )
+    labels = np.asarray(data.labels)  # from the host copy, before the upload
     if device.type == "cuda":
         data = data.to(device)
     sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
     logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
-    labels = np.asarray(data.labels.cpu() if torch.is_tensor(data.labels) else data.labels)
     run_id = raw.get("mlflow_run_id") if is_own_checkpoint(raw) else None
     summary = {
         "model": name,

@@ -244,17 +244,11 @@ def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> TrainResul
                 f"{name} data {s.source}: labels go up to {s.num_classes - 1} but num_classes "
                 f"is {num_classes}"
             )
+    # labels are read from the host copies, before the frames are uploaded
+    train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64, device=device)
+    val_labels = np.asarray(val_set.labels)
     if device.type == "cuda":
         train_set, val_set = train_set.to(device), val_set.to(device)
-    train_labels = torch.as_tensor(
-        np.asarray(
-            train_set.labels.cpu() if torch.is_tensor(train_set.labels) else train_set.labels
-        ),
-        dtype=torch.int64,
-    ).to(device)
-    val_labels = np.asarray(
-        val_set.labels.cpu() if torch.is_tensor(val_set.labels) else val_set.labels
-    )
     train_sampler = ClipSampler(
         cfg.clip_len, train=True, rotate=cfg.rotate, min_len=cfg.min_len,
         min_ratio=cfg.train_min_ratio, max_ratio=cfg.train_max_ratio, device=device,
