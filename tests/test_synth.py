@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -13,14 +14,10 @@ from typer.testing import CliRunner
 from skelact.cli import app
 from skelact.data import ntu
 from skelact.data.skeleton_file import read_skeleton
-from skelact.data.synth import (
-    MOTION_LIBRARY,
-    SynthSettings,
-    class_program,
-    plan_samples,
-    synthesize,
-    two_person_actions,
-)
+from skelact.data.synth import SynthSettings, synthesize
+from skelact.data.synth.motions import MOTION_LIBRARY, ROOT, class_program
+from skelact.data.synth.plan import plan_samples, two_person_actions
+from skelact.skeleton import NUM_JOINTS, SPINE_BASE, joint_index
 
 NAME_RE = re.compile(rb"S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}")
 INT_RE = re.compile(rb"-?\d+")
@@ -42,7 +39,7 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 def strict_read(data: bytes) -> list[list[tuple[int, np.ndarray]]]:
     """A deliberately strict reader: every line CRLF-terminated, exact field counts and types.
 
-    Returns, per frame, a list of (body id, 25 x 12 joint array).
+    Returns, per frame, a list of (body id, V x 12 joint array).
     """
     assert data.endswith(b"\r\n")
     lines = data[:-2].split(b"\r\n")
@@ -62,8 +59,8 @@ def strict_read(data: bytes) -> list[list[tuple[int, np.ndarray]]]:
                 assert INT_RE.fullmatch(tok), body
             for tok in body[7:9]:
                 assert FLOAT_RE.fullmatch(tok), body
-            assert next(it) == b"25"
-            rows = [next(it).split(b" ") for _ in range(25)]
+            assert next(it) == str(NUM_JOINTS).encode()
+            rows = [next(it).split(b" ") for _ in range(NUM_JOINTS)]
             for row in rows:
                 assert len(row) == 12, row
                 assert all(FLOAT_RE.fullmatch(tok) for tok in row[:11]), row
@@ -157,6 +154,25 @@ def test_coverage_with_minimum_samples_and_ntu120_classes():
     assert len(MOTION_LIBRARY) >= 30
 
 
+#: sha256 over (name, bytes) of every file of `small_set`, as written before synth became a
+#: package: any change to the generator's numbers or to the text format shows up here.
+SMALL_SET_DIGEST = "22edb52a4f34bd60d9784c625a1c07fe362b67195d31248ff59548a477b21fef"
+
+
+def test_output_bytes_are_pinned(small_set):
+    out, _ = small_set
+    digest = hashlib.sha256()
+    for path in sorted(out.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    assert digest.hexdigest() == SMALL_SET_DIGEST
+
+
+def test_motions_name_joints_of_the_layout():
+    for name, channels in MOTION_LIBRARY:
+        for joint, *_ in channels:
+            assert joint == ROOT or joint_index(joint) >= 0, (name, joint)
+
+
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
     kw = {"num_classes": 3, "samples_per_class": 3, "frames_min": 20, "frames_max": 30}
     a = synthesize(SynthSettings(tmp_path / "a", seed=7, **kw))
@@ -195,7 +211,7 @@ def _features(path: Path) -> np.ndarray:
     spine base, and the joint distances to the spine base at 8 time points, all divided by the
     body's height.  The two bodies are summed so their order does not matter.
     """
-    xyz = read_skeleton(path)  # (4, T, 25, 3)
+    xyz = read_skeleton(path)  # (4, T, V, 3)
     energy = []
     for body in xyz:
         s = body[body.any(axis=(1, 2))]
@@ -204,14 +220,14 @@ def _features(path: Path) -> np.ndarray:
     for body in xyz[np.argsort(energy)[::-1][:2]]:
         present = body.any(axis=(1, 2))
         if present.sum() < len(present) / 2:
-            feats.append(np.zeros(4 * 25 + 7 * 25))
+            feats.append(np.zeros(11 * NUM_JOINTS))
             continue
         s = body[present]
-        c = np.cumsum(np.concatenate([np.zeros((1, 25, 3)), s]), axis=0)
+        c = np.cumsum(np.concatenate([np.zeros((1, NUM_JOINTS, 3)), s]), axis=0)
         s = (c[5:] - c[:-5]) / 5  # 5-frame moving average: motion, not sensor noise
-        height = np.linalg.norm(s[:, 3] - s[:, 0], axis=-1).mean()
+        height = np.linalg.norm(s[:, joint_index("head")] - s[:, SPINE_BASE], axis=-1).mean()
         path_len = np.linalg.norm(np.diff(s, axis=0), axis=-1).sum(0) / height
-        rel = (s - s[:, :1]) / height
+        rel = (s - s[:, SPINE_BASE : SPINE_BASE + 1]) / height
         spread = np.linalg.norm(rel - rel.mean(0), axis=-1).mean(0)
         idx = np.linspace(0, len(rel) - 1, 8).round().astype(int)
         profile = np.linalg.norm(rel[idx], axis=-1).ravel()
