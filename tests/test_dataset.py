@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from skelact.cli import app
-from skelact.data.dataset import (
-    DatasetError,
-    SkeletonSet,
-    UnsafePickleError,
-    load_annotations,
-    safe_load,
-    validate_file,
-)
+from skelact.data.annotations import load_annotations
+from skelact.data.dataset import SkeletonSet
+from skelact.data.safe_pickle import DatasetError, UnsafePickleError, safe_load
+from skelact.data.validate import validate_file
+from skelact.errors import SkelactError
+from skelact.skeleton import NUM_JOINTS
 
 
 def _ann(name: str, frames: int, label: int, persons: int = 2, seed: int = 0) -> dict:
@@ -27,7 +27,7 @@ def _ann(name: str, frames: int, label: int, persons: int = 2, seed: int = 0) ->
         "frame_dir": name,
         "label": label,
         "total_frames": frames,
-        "keypoint": rng.normal(size=(persons, frames, 25, 3)).astype(np.float32),
+        "keypoint": rng.normal(size=(persons, frames, NUM_JOINTS, 3)).astype(np.float32),
         "img_shape": (1080, 1920),
         "original_shape": (1080, 1920),
     }
@@ -124,6 +124,49 @@ def test_missing_and_not_a_pickle(tmp_path: Path) -> None:
         safe_load(tmp_path)
 
 
+class _Reduce:
+    """Pickles as ``func(*args)``: how a hostile file makes the unpickler call an allowed name."""
+
+    def __init__(self, func: object, *args: object) -> None:
+        self.call = (func, args)
+
+    def __reduce__(self):
+        return self.call
+
+
+def _huge_requests() -> dict[str, bytes]:
+    """Pickles of a few hundred bytes that ask for a gigabyte to far beyond any memory."""
+    from numpy._core.multiarray import _reconstruct
+
+    big = 10**12
+    return {
+        "reconstruct": pickle.dumps(_Reduce(_reconstruct, np.ndarray, (big,), b"b"), protocol=2),
+        "ndarray": pickle.dumps(_Reduce(np.ndarray, (big,), np.uint8), protocol=4),
+        "bytearray": pickle.dumps(_Reduce(bytearray, big), protocol=4),
+        "bytes": pickle.dumps(_Reduce(bytes, big), protocol=4),
+        "void": pickle.dumps(_Reduce(np.void, 2**30), protocol=4),  # NumPy caps a void at 2 GiB
+        # a BINBYTES8 opcode whose length prefix claims 2**62 bytes: the pickle machine itself
+        # allocates before reading, so only the MemoryError can be turned into an error line
+        "binbytes8": b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b"abc",
+    }
+
+
+@pytest.mark.parametrize("kind", list(_huge_requests()))
+def test_huge_allocation_is_one_error_line(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"{kind}.pkl"
+    path.write_bytes(_huge_requests()[kind])
+    with pytest.raises(DatasetError, match=rf"{kind}\.pkl: ") as info:
+        safe_load(path)
+    assert "\n" not in str(info.value)
+    report = validate_file(path)
+    assert not report.ok and report.problems == [str(info.value)]
+
+
+def test_errors_are_skelact_errors() -> None:
+    assert issubclass(DatasetError, SkelactError) and issubclass(UnsafePickleError, SkelactError)
+    assert issubclass(DatasetError, ValueError)  # what callers of the first version catch
+
+
 # ------------------------------------------------------------------ structure errors
 
 
@@ -168,6 +211,59 @@ def test_inconsistent_joints_rejected(tmp_path: Path, anns: list[dict]) -> None:
         load_annotations(_dump(anns, tmp_path / "v.pkl"))
 
 
+@pytest.mark.parametrize(
+    ("value", "dtype", "what"),
+    [
+        (np.inf, np.float32, "0 NaN and 1 inf"),
+        (-np.inf, np.float32, "0 NaN and 1 inf"),
+        (np.nan, np.float32, "1 NaN and 0 inf"),
+        (1e300, np.float64, "0 NaN and 1 inf"),  # finite in float64, inf in the float32 set
+    ],
+)
+def test_non_finite_values_are_refused_naming_the_sample(
+    tmp_path: Path, anns: list[dict], value: float, dtype: type, what: str
+) -> None:
+    anns[3]["keypoint"] = anns[3]["keypoint"].astype(dtype)
+    anns[3]["keypoint"][1, 2, 3, 0] = value
+    path = _dump(anns, tmp_path / "nonfinite.pkl")
+    line = f"sample 3 ('S001C001P001R001A004'): keypoint has {what} value(s)"
+    with pytest.raises(DatasetError, match=re.escape(line)):
+        SkeletonSet.from_file(path)
+    with pytest.raises(DatasetError, match=re.escape(line)):
+        SkeletonSet.from_annotations(anns)
+    report = validate_file(path)
+    assert not report.ok and len(report.problems) == 1 and line in report.problems[0]
+    assert report.nan_count + report.inf_count == 1 and report.num_samples == 6
+
+
+def test_finite_extremes_and_float64_data_are_accepted(anns: list[dict]) -> None:
+    anns[0]["keypoint"][0, 0, 0] = np.finfo(np.float32).max  # sums past float32: still finite
+    anns[1]["keypoint"] = anns[1]["keypoint"].astype(np.float64)
+    assert len(SkeletonSet.from_annotations(anns)) == 6
+
+
+def test_labels_outside_the_class_count_are_refused(tmp_path: Path, anns: list[dict]) -> None:
+    anns[4]["label"] = 7
+    path = _dump(anns, tmp_path / "labels.pkl")
+    line = "sample 4 ('S001C001P001R001A005'): label 7 is outside the 5 classes (0..4)"
+    with pytest.raises(DatasetError, match=re.escape(line)):
+        SkeletonSet.from_file(path, num_classes=5)
+    assert SkeletonSet.from_file(path, num_classes=8).num_classes == 8
+    assert SkeletonSet.from_file(path).num_classes == 8  # undeclared: max label + 1
+    report = validate_file(path, num_classes=5)
+    assert report.problems == [line] and report.num_classes == 5
+    ds = SkeletonSet.from_file(path, num_classes=10)
+    assert ds.subset([0, 4]).num_classes == ds.to("cpu").num_classes == 10
+    with pytest.raises(DatasetError, match=r"sample 1 \('b'\) has label 3, outside the 3 classes"):
+        SkeletonSet(
+            ds.frames[: ds.host_offsets[2]],
+            ds.offsets[:3],
+            np.array([0, 3]),
+            ["a", "b"],
+            num_classes=3,
+        )
+
+
 # ------------------------------------------------------------------ formats
 
 
@@ -207,7 +303,7 @@ def test_skeleton_set_is_ragged_and_exact(tmp_path: Path, anns: list[dict]) -> N
     originals = [a["keypoint"].copy() for a in anns]
     ds = SkeletonSet.from_file(_dump(anns, tmp_path / "r.pkl"))
     lengths = [a.shape[1] for a in originals]
-    assert ds.frames.shape == (sum(lengths), 2, 25, 3) and ds.frames.dtype == np.float32
+    assert ds.frames.shape == (sum(lengths), 2, NUM_JOINTS, 3) and ds.frames.dtype == np.float32
     assert ds.offsets.dtype == np.int64 and ds.labels.dtype == np.int64
     assert ds.offsets.tolist() == np.concatenate([[0], np.cumsum(lengths)]).tolist()
     assert ds.lengths.tolist() == lengths
@@ -247,7 +343,7 @@ def test_skeleton_set_to_torch(anns: list[dict]) -> None:
 
 def test_real_reference_set(reference_dir: Path) -> None:
     ds = SkeletonSet.from_file(reference_dir / "ntu_prep" / "expected" / "xsub" / "val.pkl")
-    assert len(ds) == 15 and ds.frames.shape[1:] == (2, 25, 3)
+    assert len(ds) == 15 and ds.frames.shape[1:] == (2, NUM_JOINTS, 3)
     assert ds.names[0] == "S005C002P029R001A005" and ds.lengths[0] == 116
 
 
@@ -275,7 +371,9 @@ def test_validate_reports_problems_and_nans(tmp_path: Path, anns: list[dict]) ->
     assert not report.ok and report.nan_count == 1 and len(report.problems) == 2
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
-    assert "2-D keypoints" in result.output and "1 NaN value(s) in 1 sample(s)" in result.output
+    assert "2-D keypoints" in result.output
+    assert "sample 1 ('S001C001P001R001A002'): keypoint has 1 NaN and 0 inf" in result.output
+    assert "NaN        1 value(s) in 1 sample(s)" in result.output
 
 
 def test_validate_cli_errors(tmp_path: Path, anns: list[dict]) -> None:
