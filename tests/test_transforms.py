@@ -11,8 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skelact.data.dataset import SkeletonSet, load_annotations, safe_load
-from skelact.data.reference_transforms import (
+from reference_transforms import (
     center_crop,
     format_nctvm,
     random_crop_legacy,
@@ -21,7 +20,11 @@ from skelact.data.reference_transforms import (
     rotate,
     sample_clip,
 )
+from skelact.data.annotations import load_annotations
+from skelact.data.dataset import SkeletonSet
+from skelact.data.safe_pickle import safe_load
 from skelact.data.transforms import ClipSampler, Draws, rotation_matrices
+from skelact.skeleton import NUM_JOINTS
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def ragged() -> tuple[SkeletonSet, list[np.ndarray]]:
     lengths = [1, 2, 17, 31, 32, 33, 50, 63, 64, 65, 100, 128, 150, 299, 300] + list(
         rng.integers(3, 300, 25)
     )
-    kps = [(rng.normal(size=(2, n, 25, 3)) * 0.5).astype(np.float32) for n in lengths]
+    kps = [(rng.normal(size=(2, n, NUM_JOINTS, 3)) * 0.5).astype(np.float32) for n in lengths]
     anns = [{"frame_dir": f"s{i}", "label": i % 5, "keypoint": kp} for i, kp in enumerate(kps)]
     return SkeletonSet.from_annotations(anns), kps
 
@@ -83,10 +86,10 @@ def test_reference_cases_through_batched_sampler(reference_dir: Path) -> None:
 def test_resize_matches_torch_interpolate() -> None:
     rng = np.random.default_rng(0)
     for length, clip_len in [(77, 32), (77, 64), (20, 64), (64, 64), (1, 32), (2, 64), (300, 64)]:
-        x = rng.normal(size=(2, length, 25, 3)).astype(np.float32)
+        x = rng.normal(size=(2, length, NUM_JOINTS, 3)).astype(np.float32)
         ref = F.interpolate(
             torch.from_numpy(x.transpose(0, 3, 1, 2)),
-            size=(clip_len, 25),
+            size=(clip_len, NUM_JOINTS),
             mode="bilinear",
             align_corners=False,
         )
@@ -100,7 +103,7 @@ def test_rotation_matrix_convention() -> None:
     ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
     rx = np.array([[1, 0, 0], [0, math.cos(c), -math.sin(c)], [0, math.sin(c), math.cos(c)]])
     np.testing.assert_allclose(rotation_matrices(np.array([a, b, c]))[0], rz @ ry @ rx)
-    kp = np.random.default_rng(1).normal(size=(2, 5, 25, 3)).astype(np.float32)
+    kp = np.random.default_rng(1).normal(size=(2, 5, NUM_JOINTS, 3)).astype(np.float32)
     rotated = rotate(kp, np.array([a, b, c]))
     np.testing.assert_allclose(rotated[1, 2, 3], (rz @ ry @ rx) @ kp[1, 2, 3], rtol=1e-5)
     # rotations preserve distances to the origin
@@ -135,7 +138,7 @@ def test_batched_equals_per_sample(ragged, clip_len: int, train: bool, rotate_st
     draws = sampler.draw(ds.lengths[idx], rng)
     assert (draws.angles is not None) == (train and rotate_strength > 0)
     out = sampler.apply(ds, idx, draws)
-    assert out.shape == (len(idx), 3, clip_len, 25, 2) and out.dtype == torch.float32
+    assert out.shape == (len(idx), 3, clip_len, NUM_JOINTS, 2) and out.dtype == torch.float32
     assert out.is_contiguous()
     expected = _per_sample(kps, idx, draws, clip_len)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6, atol=1e-6)

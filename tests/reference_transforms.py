@@ -1,11 +1,12 @@
-"""Per-sample NumPy versions of the reference sampling and augmentation (tests and benchmarks only).
+"""Per-sample NumPy versions of the reference sampling and augmentation (tests and benchmarks).
 
 These follow the reference pipeline step by step on one M x T x V x C keypoint array, the way
 SkelAct applies it inside a DataLoader worker: crop indices, bilinear resize along time, rotation
 in float64 then cast to float32, and FormatGCNInput's M T V C -> C T V M transpose with persons
 padded/truncated to 2. They exist to prove (against ../shared/reference/augment/cases.pkl) that
 we understood the reference, and that the batched `skelact.data.transforms.ClipSampler` computes
-the same thing for the same draws. Training never uses them: they are the slow path.
+the same thing for the same draws. Training never uses them: they are the slow path, so they
+live beside the tests (imported as ``reference_transforms``) and are not installed.
 """
 
 from __future__ import annotations
