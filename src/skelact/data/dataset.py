@@ -8,7 +8,9 @@ lays the samples out.
 
 The names that the rest of the package imported from here before the data modules were split
 (`DatasetError`, `UnsafePickleError`, `safe_load`, `load_annotations`, `check_annotations`,
-`validate_file`, `ValidationReport`) are re-exported so that their imports keep working.
+`validate_file`, `ValidationReport`) are re-exported so that their imports keep working; the
+validator's two only on demand, so that training and evaluation do not load (and their DVC
+stages need not depend on) `skelact.data.validate`.
 """
 
 from __future__ import annotations
@@ -23,17 +25,14 @@ import numpy as np
 
 from skelact.data.annotations import check_annotations, load_annotations, raise_problems
 from skelact.data.safe_pickle import DatasetError, UnsafePickleError, safe_load
-from skelact.data.validate import ValidationReport, validate_file
 
 __all__ = [
     "DatasetError",
     "UnsafePickleError",
     "SkeletonSet",
-    "ValidationReport",
     "safe_load",
     "load_annotations",
     "check_annotations",
-    "validate_file",
 ]
 
 
@@ -325,3 +324,12 @@ def _to_numpy(array: Any) -> np.ndarray:
     if isinstance(array, np.ndarray):
         return array
     return array.detach().cpu().numpy()
+
+
+def __getattr__(name: str) -> Any:
+    """`validate_file` and `ValidationReport`, imported from `skelact.data.validate` on demand."""
+    if name in ("validate_file", "ValidationReport"):
+        from skelact.data import validate
+
+        return getattr(validate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
