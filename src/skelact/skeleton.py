@@ -39,10 +39,20 @@ JOINT_NAMES: Final[tuple[str, ...]] = (
 
 NUM_JOINTS: Final[int] = len(JOINT_NAMES)
 
-#: Graph centre used by GCNs: the spine at shoulder height.
-CENTER_JOINT: Final[int] = 20
 
-#: Bones as (child, parent) pairs, i.e. pointing inwards to the centre joint.
+def joint_index(name: str) -> int:
+    """Index of a joint by name, with the valid names in the error so typos are easy to fix."""
+    try:
+        return JOINT_NAMES.index(name)
+    except ValueError:
+        raise KeyError(f"unknown joint {name!r}; valid names: {', '.join(JOINT_NAMES)}") from None
+
+
+#: Graph centre used by GCNs: the spine at shoulder height.
+CENTER_JOINT: Final[int] = joint_index("spine_shoulder")
+
+#: Bones as (child, parent) pairs, i.e. pointing inwards to the centre joint (ST-GCN's NTU list,
+#: 0-based; the hand tip hangs off the thumb as in that list).
 INWARD_BONES: Final[tuple[tuple[int, int], ...]] = (
     (0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6),
     (8, 20), (9, 8), (10, 9), (11, 10), (12, 0), (13, 12), (14, 13), (15, 14),
@@ -52,18 +62,17 @@ INWARD_BONES: Final[tuple[tuple[int, int], ...]] = (
 OUTWARD_BONES: Final[tuple[tuple[int, int], ...]] = tuple((p, c) for c, p in INWARD_BONES)
 
 # Joints that pre-normalisation aligns with the coordinate axes.
-SPINE_BASE: Final[int] = 0
-SPINE_MID: Final[int] = 1
-LEFT_SHOULDER: Final[int] = 4
-RIGHT_SHOULDER: Final[int] = 8
+SPINE_BASE: Final[int] = joint_index("spine_base")
+SPINE_MID: Final[int] = joint_index("spine_mid")
+LEFT_SHOULDER: Final[int] = joint_index("left_shoulder")
+RIGHT_SHOULDER: Final[int] = joint_index("right_shoulder")
 
 
-def joint_index(name: str) -> int:
-    """Index of a joint by name, with the valid names in the error so typos are easy to fix."""
-    try:
-        return JOINT_NAMES.index(name)
-    except ValueError:
-        raise KeyError(f"unknown joint {name!r}; valid names: {', '.join(JOINT_NAMES)}") from None
+def _other_side(name: str) -> str:
+    for side, other in (("left_", "right_"), ("right_", "left_")):
+        if name.startswith(side):
+            return other + name[len(side) :]
+    return name
 
 
 # --- Canonical body (used by the synthetic data generator) ---------------------------------------
@@ -101,18 +110,20 @@ REST_POSE: Final[tuple[tuple[float, float, float], ...]] = (
     (0.21, -0.06, -0.03),  # 24 right_thumb
 )
 
-#: Joints with no child bone; Kinect v2 reports no orientation for them (all four values 0).
-LEAF_JOINTS: Final[tuple[int, ...]] = (3, 15, 19, 21, 22, 23, 24)
+#: Joints for which Kinect v2 reports no orientation (all four quaternion values 0): the ends of
+#: the chains, thumbs included.
+LEAF_JOINTS: Final[tuple[int, ...]] = tuple(
+    joint_index(name)
+    for name in (
+        "head",
+        "left_foot",
+        "right_foot",
+        "left_hand_tip",
+        "left_thumb",
+        "right_hand_tip",
+        "right_thumb",
+    )
+)
 
 #: Left/right counterpart of every joint (itself on the midline), for mirrored motions.
-MIRROR: Final[tuple[int, ...]] = (
-    0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 16, 17, 18, 19, 12, 13, 14, 15, 20, 23, 24, 21, 22,
-)  # fmt: skip
-
-
-def limb_lengths() -> dict[tuple[int, int], float]:
-    """Length in metres of every (child, parent) bone of the rest pose."""
-    return {
-        (c, p): sum((a - b) ** 2 for a, b in zip(REST_POSE[c], REST_POSE[p], strict=True)) ** 0.5
-        for c, p in INWARD_BONES
-    }
+MIRROR: Final[tuple[int, ...]] = tuple(joint_index(_other_side(name)) for name in JOINT_NAMES)
