@@ -22,16 +22,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from skelact.data.dataset import SkeletonSet
-from skelact.data.reference_transforms import format_nctvm, random_crop_legacy, sample_clip
 from skelact.data.transforms import ClipSampler, rotation_matrices
+from skelact.skeleton import NUM_JOINTS
+
+# The per-sample reference path is test code (tests/reference_transforms.py), not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_transforms import format_nctvm, random_crop_legacy, sample_clip  # noqa: E402
 
 
 def make_set(
@@ -48,7 +54,7 @@ def make_set(
         {
             "frame_dir": f"S001C001P001R001A{i % 60 + 1:03d}_{i}",
             "label": i % 60,
-            "keypoint": rng.standard_normal((2, int(n), 25, 3), dtype=np.float32),
+            "keypoint": rng.standard_normal((2, int(n), NUM_JOINTS, 3), dtype=np.float32),
         }
         for i, n in enumerate(lengths)
     ]
