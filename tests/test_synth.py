@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from skelact.cli import app
 from skelact.data import ntu
 from skelact.data.skeleton_file import read_skeleton
-from skelact.data.synth import SynthSettings, synthesize
+from skelact.data.synth import SynthError, SynthSettings, synthesize
 from skelact.data.synth.motions import MOTION_LIBRARY, ROOT, class_program
 from skelact.data.synth.plan import plan_samples, two_person_actions
+from skelact.errors import SkelactError
 from skelact.skeleton import NUM_JOINTS, SPINE_BASE, joint_index
 
 NAME_RE = re.compile(rb"S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}")
@@ -189,14 +190,18 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
 def test_refuses_to_mix_with_other_files_unless_clean(tmp_path):
     kw = {"samples_per_class": 2, "frames_min": 10, "frames_max": 12}
     synthesize(SynthSettings(tmp_path, num_classes=3, **kw))
-    with pytest.raises(FileExistsError, match="other .skeleton files"):
+    with pytest.raises(SynthError, match="other .skeleton files"):
         synthesize(SynthSettings(tmp_path, num_classes=2, seed=1, **kw))
     result = synthesize(SynthSettings(tmp_path, num_classes=2, seed=1, clean=True, **kw))
     assert len(list(tmp_path.glob("*.skeleton"))) == result.files_written == 4
     for bad in ({"num_classes": 1}, {"num_classes": 121}, {"samples_per_class": 1}):
-        with pytest.raises(ValueError):
+        with pytest.raises(SynthError):
             synthesize(SynthSettings(tmp_path / "x", **{**kw, **bad}))
-    with pytest.raises(ValueError, match="frames_min"):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SynthError, match="file exists and is not a directory"):
+        synthesize(SynthSettings(tmp_path / "file", num_classes=2, **kw))
+    assert issubclass(SynthError, SkelactError)  # the CLI prints it as one error line
+    with pytest.raises(SynthError, match="frames_min"):
         synthesize(
             SynthSettings(
                 tmp_path / "x", num_classes=2, samples_per_class=2, frames_min=9, frames_max=5

@@ -2,7 +2,7 @@
 
 Why this exists: the NTU RGB+D data set cannot be downloaded without a licence agreement, yet the
 whole pipeline (preprocess -> train -> test -> report) must run end to end on a fresh machine and
-in CI.  This module writes files that a reader of real NTU files cannot tell apart by format, that
+in CI.  This package writes files that a reader of real NTU files cannot tell apart by format, that
 exercise the awkward cases real files have (empty frames, short-lived extra bodies, body-ID
 changes, two-person actions, inferred joints, scientific-notation floats, CRLF line endings), and
 whose classes differ by *learnable* motion, so a model trained on them must reach well above chance.
@@ -28,6 +28,7 @@ programs that name joints), `kinematics` (forward kinematics), `bodies` (perform
 clutter), `writer` (the text format) and `stage` (`synthesize`).
 """
 
+from skelact.data.synth.plan import SynthError
 from skelact.data.synth.stage import SynthResult, SynthSettings, synthesize
 
-__all__ = ["SynthResult", "SynthSettings", "synthesize"]
+__all__ = ["SynthError", "SynthResult", "SynthSettings", "synthesize"]

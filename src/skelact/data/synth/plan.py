@@ -14,6 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from skelact.data import ntu
+from skelact.errors import SkelactError
+
+
+class SynthError(SkelactError, ValueError):
+    """Settings or an output folder that synth cannot make a data set from (one line, named)."""
+
 
 MAX_CLASSES = 120
 MAX_SAMPLES_PER_CLASS = 1000
@@ -119,7 +125,7 @@ def plan_samples(num_classes: int, samples_per_class: int, seed: int) -> list[Sa
                     None,
                 )
             if spec is None:
-                raise ValueError(
+                raise SynthError(
                     f"cannot find {samples_per_class} distinct valid names for action {action}"
                 )
             used.add(spec.name)
@@ -129,9 +135,9 @@ def plan_samples(num_classes: int, samples_per_class: int, seed: int) -> list[Sa
 
 def _check_counts(num_classes: int, samples_per_class: int) -> None:
     if not 2 <= num_classes <= MAX_CLASSES:
-        raise ValueError(f"num_classes must be between 2 and {MAX_CLASSES}, got {num_classes}")
+        raise SynthError(f"num_classes must be between 2 and {MAX_CLASSES}, got {num_classes}")
     if not 2 <= samples_per_class <= MAX_SAMPLES_PER_CLASS:
-        raise ValueError(
+        raise SynthError(
             "samples_per_class must be between 2 (one train and one val sample per split) and "
             f"{MAX_SAMPLES_PER_CLASS}, got {samples_per_class}"
         )

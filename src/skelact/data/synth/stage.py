@@ -13,7 +13,13 @@ from pathlib import Path
 from skelact.atomic import atomic_write_bytes
 from skelact.data.synth.bodies import generate_sample
 from skelact.data.synth.motions import class_program
-from skelact.data.synth.plan import SampleSpec, plan_samples, split_counts, two_person_actions
+from skelact.data.synth.plan import (
+    SampleSpec,
+    SynthError,
+    plan_samples,
+    split_counts,
+    two_person_actions,
+)
 from skelact.data.synth.writer import format_skeleton
 
 
@@ -63,19 +69,19 @@ def synthesize(
     """Write the synthetic data set; ``progress(done, total)`` is called after each file."""
     s = settings
     if not 2 <= s.frames_min <= s.frames_max:
-        raise ValueError(f"need 2 <= frames_min <= frames_max, got {s.frames_min}, {s.frames_max}")
+        raise SynthError(f"need 2 <= frames_min <= frames_max, got {s.frames_min}, {s.frames_max}")
     if s.noise < 0:
-        raise ValueError(f"noise must be >= 0, got {s.noise}")
+        raise SynthError(f"noise must be >= 0, got {s.noise}")
     start = time.perf_counter()
     specs = plan_samples(s.num_classes, s.samples_per_class, s.seed)
     out = Path(s.out_dir)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a directory")
+        raise SynthError(f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     planned = {f"{p.name}.skeleton" for p in specs}
     stale = sorted(p for p in out.glob("*.skeleton") if p.name not in planned)
     if stale and not s.clean:
-        raise FileExistsError(
+        raise SynthError(
             f"{out} already holds {len(stale)} other .skeleton files (e.g. {stale[0].name}) that "
             "would mix with the new data set; use another directory or clean=True (--clean)"
         )
