@@ -83,7 +83,7 @@ def test_other_dangerous_globals_are_refused(tmp_path: Path) -> None:
             safe_load(path)
 
 
-@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
 def test_numpy_arrays_and_scalars_load_in_every_protocol(tmp_path: Path, protocol: int) -> None:
     obj = {
         "a": np.arange(12, dtype=np.float32).reshape(3, 4),
@@ -91,11 +91,17 @@ def test_numpy_arrays_and_scalars_load_in_every_protocol(tmp_path: Path, protoco
         "c": np.float64(2.5),
         "d": (1, 2.0, "x", None, True),
         "e": np.asfortranarray(np.ones((2, 3))),
+        # what protocols 0-2 write as __builtin__ calls, and the size-checked constructors
+        "f": (bytearray(b"ab\xff"), b"\x00\xff", b"", {1, 2}, frozenset({3}), complex(1, 2)),
+        "g": (np.void(b"ab"), np.array(["a", "bb"]), np.zeros((2, 3), np.float32)[:, ::2]),
     }
     back = safe_load(_dump(obj, tmp_path / "ok.pkl", protocol))
     np.testing.assert_array_equal(back["a"], obj["a"])
     assert back["b"] == 7 and back["c"] == 2.5 and back["d"] == obj["d"]
     np.testing.assert_array_equal(back["e"], obj["e"])
+    assert back["f"] == obj["f"] and back["g"][0] == obj["g"][0]
+    for got, want in zip(back["g"][1:], obj["g"][1:], strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_reference_pickle_loads_like_plain_pickle(reference_dir: Path) -> None:

@@ -134,6 +134,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return call
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocols 0-2 name builtins the Python 2 way
+            module = "builtins"
         if module == "builtins" and name in _BUILTINS:
             found = getattr(importlib.import_module("builtins"), name)
             if name in ("bytes", "bytearray"):
