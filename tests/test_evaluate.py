@@ -92,7 +92,7 @@ def test_tracking_training_run_and_eval_into_same_run(trained, tmp_path):
 
     root, data, out, uri, result = trained
     run_id = result.mlflow_run_id
-    assert run_id and json.loads((out / "summary.json").read_text())["mlflow_run_id"] == run_id
+    assert run_id and json.loads((out / "run_info.json").read_text())["mlflow_run_id"] == run_id
     import torch
 
     assert torch.load(out / "last.pt", weights_only=True)["mlflow_run_id"] == run_id

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from skelact.atomic import atomic_write
+from skelact.errors import bounded
 from skelact.models.checkpoint import (
     OWN_FORMAT_VERSION,
+    CheckpointError,
     is_own_checkpoint,
     own_checkpoint,
     read_checkpoint,
@@ -95,13 +97,44 @@ def make_checkpoint(
     )
 
 
+def _unreadable_reason(exc: BaseException) -> str:
+    """One short line for why ``torch.load`` failed (its own message is a paragraph)."""
+    if isinstance(exc, EOFError):
+        return "the file ends early (truncated, or still being written)"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:  # a hostile or corrupt pickle: say what it asked
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            detail = rest or (lines[i + 1] if i + 1 < len(lines) else "corrupt")
+            return f"not a weights-only PyTorch file ({bounded(detail, 100)})"
+    if isinstance(exc, KeyError) or not lines:
+        return "not a PyTorch checkpoint"
+    return bounded(lines[0], 100)
+
+
+def read_checkpoint_file(path: str | Path) -> dict:
+    """:func:`read_checkpoint` with a one-line reason for a folder, an empty or a corrupt file."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file (.pt/.pth)")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: is empty (0 bytes), not a checkpoint")
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as exc:
+        if exc.__cause__ is None:
+            raise
+        reason = _unreadable_reason(exc.__cause__)
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {reason}") from exc.__cause__
+
+
 def load_own_checkpoint(path: str | Path) -> dict:
     """Read a project checkpoint for resuming; anything else is an error naming the file."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint_file(path)
     if not is_own_checkpoint(ckpt):
-        raise ValueError(f"{path} is not a skelact checkpoint (no format='skelact' key)")
+        raise CheckpointError(f"{path} is not a skelact checkpoint (no format='skelact' key)")
     if ckpt.get("format_version") != OWN_FORMAT_VERSION:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported "
             f"(this skelact reads version {OWN_FORMAT_VERSION})"
         )
