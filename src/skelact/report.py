@@ -54,6 +54,8 @@ __all__ = [
     "write_train_history",
     "plot_training_curves",
     "plot_confusion",
+    "training_curves_figure",
+    "confusion_figure",
     "HISTORY_COLUMNS",
     "VAL_HISTORY_COLUMNS",
 ]
@@ -547,6 +549,11 @@ def _pyplot() -> Any:
 
 
 def plot_training_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
+    """``curves.png``: see :func:`training_curves_figure`."""
+    _save_png(training_curves_figure(records, title), Path(path))
+
+
+def training_curves_figure(records: Sequence[Mapping[str, Any]], title: str) -> Any:
     """Training loss per epoch, and val top-1/top-5 at the validated epochs."""
     plt = _pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -562,7 +569,7 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: Path, title
     b.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    _save_png(fig, Path(path))
+    return fig
 
 
 def short_name(name: str, width: int = 18) -> str:
@@ -574,6 +581,11 @@ def short_name(name: str, width: int = 18) -> str:
 
 
 def plot_confusion(conf: Any, path: Path, title: str, class_names: Sequence[str]) -> None:
+    """``confusion.png``: see :func:`confusion_figure`."""
+    _save_png(confusion_figure(conf, title, class_names), Path(path))
+
+
+def confusion_figure(conf: Any, title: str, class_names: Sequence[str]) -> Any:
     """Row-normalised heat map (rows: true class), one integer tick per class with its short name.
 
     Beyond 40 classes every k-th class is labelled, so that 120 names stay legible.
@@ -596,4 +608,4 @@ def plot_confusion(conf: Any, path: Path, title: str, class_names: Sequence[str]
     ax.set_title(f"confusion (row-normalised): {title}")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    _save_png(fig, Path(path))
+    return fig
