@@ -121,4 +121,3 @@ def all_reduce_sum(values: list[float], env: DistEnv, device: torch.device) -> l
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()
-

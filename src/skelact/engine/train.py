@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from signal import SIGTERM
 from typing import Any
 
 import numpy as np
@@ -188,14 +189,11 @@ def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device, stop: StopReq
                 interrupt(run, tracker, stop)
             if epoch % cfg.val_interval == 0 or epoch == cfg.epochs:
                 record.update(validate(run))
-            improved = record.get("val_top1") is not None and (
-                not run.best or record["val_top1"] > run.best["top1"]
-            )
-            if improved:
-                run.best = {"top1": record["val_top1"], "top5": record["val_top5"], "epoch": epoch}
+            improved = update_best(run, record)
             run.records.append(record)
-            save(run, tracker, record, improved, stopping=stop.signum is not None)
-            if stop.signum is not None and epoch < cfg.epochs:
+            stopping = _any_rank(run, stop.signum is not None)
+            save(run, tracker, record, improved, stopping=stopping)
+            if stopping and epoch < cfg.epochs:
                 interrupt(run, tracker, stop)
             if cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
                 break
@@ -344,7 +342,7 @@ def resume(run: Run) -> None:
 
 def start_tracking(run: Run, tracker: Any) -> None:
     """Params and datasets once per run (not again on resume); the config file every time."""
-    if run.start_epoch == 0:
+    if run.start_epoch == 0 and run.cfg.track and run.env.is_main:
         tracker.log_params({**_config_dict(run), **run_facts(run)})
         for split, data, context in (
             (run.cfg.train_split or "train", run.cfg.train_path, "training"),
@@ -443,6 +441,19 @@ def _stop_or_raise(
     return bool(stops)
 
 
+def update_best(run: Run, record: dict) -> bool:
+    """Whether this epoch's val top-1 beats the best so far (the first validation always does)."""
+    if record.get("val_top1") is None or (run.best and record["val_top1"] <= run.best["top1"]):
+        return False
+    run.best = {"top1": record["val_top1"], "top5": record["val_top5"], "epoch": record["epoch"]}
+    return True
+
+
+def _any_rank(run: Run, flag: bool) -> bool:
+    """True on every rank when it is true on one (ranks must take the same branch)."""
+    return bool(D.all_reduce_sum([int(flag)], run.env, run.device)[0])
+
+
 def validate(run: Run) -> dict[str, float]:
     """Top-1/top-5 and mean loss on the val set, each sample counted once over the ranks."""
     t1 = time.perf_counter()
@@ -471,7 +482,10 @@ def save(run: Run, tracker: Any, record: dict, improved: bool, *, stopping: bool
     from skelact.report import write_train_history
 
     cfg, epoch = run.cfg, record["epoch"]
+    due = (epoch % cfg.checkpoint_interval == 0 or epoch == cfg.epochs
+           or cfg.stop_after_epoch == epoch or stopping)  # fmt: skip
     if not run.env.is_main:
+        run.saved_epoch = epoch if due else run.saved_epoch
         return
     atomic_write_text(
         run.out_dir / "metrics.jsonl",
@@ -488,13 +502,11 @@ def save(run: Run, tracker: Any, record: dict, improved: bool, *, stopping: bool
     run.log(msg)
     tracker.log_metrics({k: v for k, v in record.items() if v is not None and k != "epoch"},
                         step=epoch)  # fmt: skip
-    due = (epoch % cfg.checkpoint_interval == 0 or epoch == cfg.epochs
-           or cfg.stop_after_epoch == epoch or stopping)  # fmt: skip
     if not (improved or due):
         return
     ckpt = make_checkpoint(
         run.model, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
-        epoch=epoch, config=cfg.to_dict(), best=run.best, mlflow_run_id=run.run_id,
+        epoch=epoch, config=_config_dict(run), best=run.best, mlflow_run_id=run.run_id,
     )  # fmt: skip
     ckpt["world_size"] = run.env.world_size
     ckpt["train_seconds"] = run.elapsed()
@@ -512,9 +524,10 @@ def interrupt(run: Run, tracker: Any, stop: StopRequest) -> None:
         if run.saved_epoch
         else "no checkpoint was written yet"
     )
-    run.log(f"stopped by {stop.name}; {kept}", always=True)
+    why = stop.name or "a signal to another rank"
+    run.log(f"stopped by {why}; {kept}", always=True)
     tracker.finish("KILLED")  # not FAILED: --resume reopens the same run
-    raise InterruptedRun(f"{run.out_dir}: stopped by {stop.name}; {kept}", stop.signum)
+    raise InterruptedRun(f"{run.out_dir}: stopped by {why}; {kept}", stop.signum or SIGTERM)
 
 
 def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
@@ -620,10 +633,10 @@ def _log_training_data(
 ) -> None:
     """Log a data file as an MLflow dataset input (digest, source, split, sample count).
 
-    Guarded until the tracking module's ``log_input_dataset`` is merged; the digest is only
-    computed when tracking is on (it reads the whole file once).
+    Called only when tracking is on (the digest reads the whole file once). Guarded until the
+    tracking module's ``log_input_dataset`` is merged.
     """
-    if not getattr(tracker, "enabled", False) or not hasattr(tracker, "log_input_dataset"):
+    if not hasattr(tracker, "log_input_dataset"):
         return
     tracker.log_input_dataset(path=path, digest=_file_digest(path), split=split,
                               num_samples=num_samples, context=context)  # fmt: skip
