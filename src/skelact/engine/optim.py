@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from skelact.engine.safety import TrainingError
+
 
 def effective_lr(config: Any) -> float:
     """The learning rate the optimizer uses: linear scaling of ``lr`` to the global batch.
@@ -45,7 +47,7 @@ def param_groups(
         groups.setdefault(mult, []).append(param)
     missing = sorted(set(decay_mult) - used)
     if missing:
-        raise ValueError(
+        raise TrainingError(
             f"weight-decay multiplier key(s) {missing} match no parameter of the model "
             f"(names look like {[n for n, _ in named[:3]]})"
         )

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,7 +165,8 @@ def train(config: TrainConfig) -> TrainResult:
     env, device = D.init_distributed(cfg.device)
     prev = set_execution_mode(cfg, device)
     try:
-        with _output_folder(Path(cfg.out_dir), env), stop_on_signals() as stop:
+        announce = _announce_stop if env.is_main else None
+        with _output_folder(Path(cfg.out_dir), env), stop_on_signals(announce) as stop:
             return _train(cfg, env, device, stop)
     finally:
         restore_execution_mode(prev)
@@ -586,6 +588,11 @@ def _output_folder(out_dir: Path, env: D.DistEnv):
     with output_lock(out_dir, "train"):
         remove_stale_temps(out_dir)
         yield
+
+
+def _announce_stop(stop: StopRequest) -> None:
+    print(f"{stop.name} received: stopping at the next step, keeping last.pt (send it again to "
+          f"stop at once)", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _json(data: dict) -> str:
