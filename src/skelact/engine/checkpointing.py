@@ -8,6 +8,7 @@ crash or kill never leaves a half-written ``last.pt`` that would poison ``--resu
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from skelact.atomic import atomic_write
+from skelact.engine.safety import TrainingError
 from skelact.errors import bounded
 from skelact.models.checkpoint import (
     OWN_FORMAT_VERSION,
@@ -139,3 +141,41 @@ def load_own_checkpoint(path: str | Path) -> dict:
             f"(this skelact reads version {OWN_FORMAT_VERSION})"
         )
     return ckpt
+
+
+# Config fields that define the optimisation trajectory: resuming with other values would not
+# continue the same run, so they must match the checkpoint's.
+TRAJECTORY_FIELDS = (
+    "model", "seed", "batch_size", "base_batch_size", "scale_lr", "lr", "weight_decay",
+    "optimizer", "momentum", "nesterov", "lr_steps", "lr_gamma", "clip_len", "train_min_ratio",
+    "train_max_ratio", "min_len", "val_clip_ratio", "rotate", "decay_mult", "model_options",
+    "amp",
+)  # fmt: skip
+
+
+def check_resume_config(saved: dict, cfg: Any, path: Path) -> None:
+    """Refuse to resume with settings that would change the trajectory, naming each change."""
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(cfg, k)!r}"
+        for k in TRAJECTORY_FIELDS
+        if k in saved and saved.get(k) != getattr(cfg, k)
+    ]
+    if diffs:
+        raise TrainingError(
+            f"cannot resume from {path}: the run was started with other settings ("
+            + "; ".join(diffs)
+            + "). Use the same options, or a new --out-dir."
+        )
+
+
+def read_metrics_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
+    """Records of ``metrics.jsonl`` (optionally only epochs <= upto_epoch)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            if upto_epoch is None or rec["epoch"] <= upto_epoch:
+                records.append(rec)
+    return records

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,10 +32,13 @@ from skelact.atomic import atomic_write_text, remove_stale_temps
 from skelact.engine import distributed as D
 from skelact.engine.checkpointing import (
     atomic_save,
+    check_resume_config,
     load_own_checkpoint,
     make_checkpoint,
+    read_metrics_log,
     restore_rng_state,
 )
+from skelact.engine.determinism import derived_seed, restore_execution_mode, set_execution_mode
 from skelact.engine.evaluate import autocast_context, infer
 from skelact.engine.metrics import topk_correct
 from skelact.engine.optim import build_optimizer, build_scheduler, effective_lr
@@ -52,14 +54,6 @@ from skelact.engine.safety import (
 from skelact.errors import InterruptedRun
 from skelact.locking import output_lock
 
-# Config fields that define the optimisation trajectory: resuming with other values would not
-# continue the same run, so they must match the checkpoint's.
-TRAJECTORY_FIELDS = (
-    "model", "seed", "batch_size", "base_batch_size", "scale_lr", "lr", "weight_decay",
-    "optimizer", "momentum", "nesterov", "lr_steps", "lr_gamma", "clip_len", "train_min_ratio",
-    "train_max_ratio", "min_len", "val_clip_ratio", "rotate", "decay_mult", "model_options",
-    "amp",
-)  # fmt: skip
 # Per-epoch record keys that measure time, not the trajectory (they differ between reruns).
 TIMING_KEYS = ("seconds", "samples_per_s", "epoch_seconds", "val_seconds")
 
@@ -321,7 +315,7 @@ def resume(run: Run) -> None:
         run.log(f"--resume: no {last_path} yet, starting from scratch", always=True)
         return
     ckpt = load_own_checkpoint(last_path)
-    _check_resume_config(ckpt.get("config") or {}, run.cfg, last_path)
+    check_resume_config(ckpt.get("config") or {}, run.cfg, last_path)
     run.model.load_state_dict(ckpt["state_dict"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     run.scheduler.load_state_dict(ckpt["scheduler"])
@@ -649,72 +643,9 @@ def _log_training_data(
                               num_samples=num_samples, context=context)  # fmt: skip
 
 
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, well mixed (NumPy's SeedSequence)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0]) >> 1
-
-
-def set_execution_mode(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
-    """Threads, deterministic kernels, cuDNN flags. Returns the previous values to restore."""
-    prev = {
-        "threads": torch.get_num_threads(),
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "cudnn_deterministic": torch.backends.cudnn.deterministic,
-    }
-    threads = cfg.threads or (1 if cfg.deterministic and device.type == "cpu" else None)
-    if threads:
-        torch.set_num_threads(int(threads))
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # On CUDA a few backward kernels (max pooling) have no deterministic version: warn there
-        # rather than refuse to train; on CPU everything used is deterministic, so be strict.
-        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    return prev
-
-
-def restore_execution_mode(prev: dict[str, Any]) -> None:
-    torch.set_num_threads(prev["threads"])
-    torch.use_deterministic_algorithms(prev["deterministic"], warn_only=prev["warn_only"])
-    torch.backends.cudnn.benchmark = prev["cudnn_benchmark"]
-    torch.backends.cudnn.deterministic = prev["cudnn_deterministic"]
-
-
 def guess_benchmark(path: str, split: str | None) -> str | None:
     """'xsub' from '.../xsub/train.pkl' or from a pyskl split name 'xsub_train'."""
     if split and "_" in split:
         return split.rsplit("_", 1)[0]
     parent = Path(path).parent.name
     return parent or None
-
-
-def read_metrics_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
-    """Records of ``metrics.jsonl`` (optionally only epochs <= upto_epoch)."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            if upto_epoch is None or rec["epoch"] <= upto_epoch:
-                records.append(rec)
-    return records
-
-
-def _check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
-    diffs = [
-        f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(cfg, k)!r}"
-        for k in TRAJECTORY_FIELDS
-        if k in saved and saved.get(k) != getattr(cfg, k)
-    ]
-    if diffs:
-        raise TrainingError(
-            f"cannot resume from {path}: the run was started with other settings ("
-            + "; ".join(diffs)
-            + "). Use the same options, or a new --out-dir."
-        )
