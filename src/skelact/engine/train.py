@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -420,13 +421,16 @@ def _stop_or_raise(
     Under DDP the ranks agree (one all-reduce) so that all of them raise or stop together.
     """
     window = losses[start : step + 1]
-    bad = ~torch.isfinite(window)
-    local_bad = int(bad.sum())
-    total_bad, stops = D.all_reduce_sum([local_bad, int(stop.signum is not None)], run.env,
-                                        run.device)  # fmt: skip
+    if len(window) == 1:  # the CPU path: one scalar read, no reduction kernels
+        local_bad = 0 if math.isfinite(float(window[0])) else 1
+    else:
+        local_bad = int((~torch.isfinite(window)).sum())
+    total_bad, stops = local_bad, int(stop.signum is not None)
+    if run.env.distributed:
+        total_bad, stops = D.all_reduce_sum([total_bad, stops], run.env, run.device)
     if total_bad:
         if local_bad:
-            first = start + int(bad.nonzero()[0])
+            first = start + int((~torch.isfinite(window)).nonzero()[0])
             where = f"the training loss is {float(losses[first])}"
         else:
             first, where = step, "another rank's training loss is not finite"
