@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import sysconfig
@@ -58,6 +59,10 @@ def test_evaluate_matches_training_validation_and_writes_files(trained, tmp_path
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["num_samples"] == 16 and 0 <= m["top1"] <= m["top5"] <= 1
     assert 0 <= m["mean_class_accuracy"] <= 1 and m["clip_len"] == 16
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in m.values()), m
+    info = json.loads((tmp_path / "eval_info.json").read_text())
+    assert info["model"] == "tscnn" and info["benchmark"] == "xsub" and info["seed"] == 1
+    assert info["checkpoint"] == str(out / "last.pt") and "metrics" in info["files"]
     with open(tmp_path / "predictions.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 16 and rows[0]["sample"].startswith("S001C001P")
@@ -92,7 +97,7 @@ def test_tracking_training_run_and_eval_into_same_run(trained, tmp_path):
 
     root, data, out, uri, result = trained
     run_id = result.mlflow_run_id
-    assert run_id and json.loads((out / "summary.json").read_text())["mlflow_run_id"] == run_id
+    assert run_id and json.loads((out / "run_info.json").read_text())["mlflow_run_id"] == run_id
     import torch
 
     assert torch.load(out / "last.pt", weights_only=True)["mlflow_run_id"] == run_id
@@ -105,6 +110,11 @@ def test_tracking_training_run_and_eval_into_same_run(trained, tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.params["model"] == "tscnn" and run.data.params["effective_batch_size"] == "8"
     assert run.data.tags["model"] == "tscnn" and run.data.tags["seed"] == "1"
+    assert run.data.params["benchmark"] == run.data.tags["benchmark"] == "xsub"
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert [m.name for m in logged if m.source_run_id == run_id] == ["tscnn"]
     assert {"loss", "lr", "val_top1", "val_top5", "samples_per_s", "eval_top1"} <= set(
         run.data.metrics
     )
@@ -191,3 +201,94 @@ def test_test_command_follows_the_tracking_settings_of_params(trained, tmp_path)
     # without the params file, tracking is on and the bad URI is reported before evaluating
     done = subprocess.run(base, capture_output=True, text=True, env=env)
     assert done.returncode != 0 and "bogus-scheme" in done.stderr
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_refuses_non_finite_empty_and_corrupt_checkpoints(trained, tmp_path, reference_dir):
+    import torch
+
+    from skelact.engine.safety import NonFiniteError
+    from skelact.models.checkpoint import CheckpointError
+
+    root, data, out, _, _ = trained
+    raw = reference_dir / "ntu_prep" / "raw" / "S001C001P001R001A001.skeleton"
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    key = sorted(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())[-1]
+    ckpt["state_dict"][key][..., 0] = float("nan")
+    bad = tmp_path / "nan.pt"
+    torch.save(ckpt, bad)
+    expected = rf"^{bad}: the weights are not finite \(first bad tensor: {key}\)"
+    with pytest.raises(NonFiniteError, match=expected):
+        evaluate(EvalConfig(checkpoint=str(bad), data=str(data[1]), out_dir=str(tmp_path / "e"),
+                            track=False))  # fmt: skip
+    assert not (tmp_path / "e" / "metrics.json").exists()
+    with pytest.raises(NonFiniteError, match=expected):
+        predict_file(raw, bad, device="cpu")
+    empty, garbage = tmp_path / "empty.pt", tmp_path / "garbage.pt"
+    empty.write_bytes(b"")
+    garbage.write_bytes(bytes(range(256)) * 4)
+    for path, reason in ((empty, "is empty (0 bytes)"),
+                         (garbage, "cannot read the checkpoint: not a weights-only"),
+                         (tmp_path, "is a folder, expected a checkpoint file")):  # fmt: skip
+        with pytest.raises(CheckpointError, match=rf"^{path}: {re.escape(reason)}") as err:
+            predict_file(raw, path, device="cpu")
+        assert "\n" not in str(err.value)
+
+
+def test_predict_refuses_a_folder_and_a_file_without_bodies(trained, tmp_path, reference_dir):
+    from skelact.engine.evaluate import EvaluationError
+
+    root, data, out, _, _ = trained
+    with pytest.raises(EvaluationError, match=rf"^{tmp_path}: is a folder, expected a .skeleton"):
+        predict_file(tmp_path, out / "last.pt", device="cpu")
+    empty = tmp_path / "S001C001P001R001A001.skeleton"
+    empty.write_text("3\n0\n0\n0\n")
+    with pytest.raises(EvaluationError, match=r"no body in any of its 3 frame\(s\)"):
+        predict_file(empty, out / "last.pt", device="cpu")
+
+
+def test_labels_outside_the_model_classes_name_the_sample(trained, tmp_path):
+    from skelact.engine.evaluate import EvaluationError
+    from test_engine_support import make_samples
+
+    root, data, out, _, _ = trained
+    samples = make_samples(3, 4, seed=5)
+    samples[1]["label"] = 7
+    pkl = tmp_path / "seven.pkl"
+    pkl.write_bytes(pickle.dumps(samples))
+    with pytest.raises(EvaluationError, match=r"sample S001C001P002R001A002 has label 7, but the "
+                       r"model in .*last.pt has 4 classes"):  # fmt: skip
+        evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(pkl),
+                            out_dir=str(tmp_path / "e"), track=False))  # fmt: skip
+
+
+def test_one_writer_per_eval_folder_and_stale_temps_removed(trained, tmp_path):
+    from skelact.errors import OutputBusyError
+
+    root, data, out, _, _ = trained
+    folder = tmp_path / "ev"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from skelact.locking import output_lock\n"
+         "with output_lock(sys.argv[1], 'test'):\n print('held', flush=True); time.sleep(60)",
+         str(folder)],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cfg = EvalConfig(checkpoint=str(out / "last.pt"), data=str(data[1]), out_dir=str(folder),
+                         track=False)  # fmt: skip
+        with pytest.raises(OutputBusyError, match=rf"another test run \(pid {holder.pid} "):
+            evaluate(cfg)
+    finally:
+        holder.kill()
+        holder.wait()
+    stale = folder / f".metrics.json.x1.tmp-{_dead_pid()}"
+    stale.write_text("{")
+    evaluate(cfg)  # the dead holder's lock is stale: taken over
+    assert not stale.exists() and (folder / "metrics.json").is_file()

@@ -110,3 +110,41 @@ def test_missing_or_bad_results_are_clear_errors(tmp_path):
         collect_runs(tmp_path / "eval")
     with pytest.raises(ReportError, match="no evaluated runs found"):
         collect_runs(tmp_path / "nothing")
+
+
+def test_run_plots_name_the_run_and_label_classes():
+    from skelact.data.ntu import action_names
+    from skelact.report import confusion_figure, run_title, short_name, training_curves_figure
+
+    title = run_title("hcn", "xsub", 3)
+    assert title == "hcn · xsub · seed 3" and run_title("hcn", None, None) == "hcn"
+    names = list(action_names(60))
+    conf = np.diag(np.arange(1, 61))
+    fig = confusion_figure(conf, title, names)
+    ax = fig.axes[0]
+    assert title in ax.get_title()
+    ticks = ax.get_xticks()
+    assert list(ticks) == list(range(0, 60, 2))  # integer class indices, not -0.5 .. 59.5
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "0 drink water" and labels[1] == f"2 {short_name(names[2])}"
+    assert all(len(t) <= 22 for t in labels)
+    small = confusion_figure(np.eye(4, dtype=int), title, names[:4]).axes[0]
+    assert [t.get_text() for t in small.get_yticklabels()][3] == "3 brushing hair"
+    records = [{"epoch": 1, "loss": 2.0, "val_top1": None, "val_top5": None},
+               {"epoch": 2, "loss": 1.0, "val_top1": 0.5, "val_top5": 0.9}]  # fmt: skip
+    curves = training_curves_figure(records, title)
+    assert curves._suptitle.get_text() == title
+    assert list(curves.axes[1].lines[0].get_xdata()) == [2]  # no zero for epoch 1
+
+
+def test_history_files_keep_validation_epochs_apart(tmp_path):
+    from skelact.report import write_train_history
+
+    records = [{"epoch": e, "loss": 1.0 / e, "lr": 0.1, "samples_per_s": 10.0,
+                "val_top1": 0.5 if e % 2 == 0 else None, "val_top5": 0.9 if e % 2 == 0 else None}
+               for e in (1, 2, 3, 4)]  # fmt: skip
+    paths = write_train_history(records, tmp_path)
+    assert paths["history"].read_text().splitlines()[0] == "epoch,loss,lr,samples_per_s"
+    assert paths["val_history"].read_text().splitlines() == [
+        "epoch,val_top1,val_top5", "2,0.5,0.9", "4,0.5,0.9"
+    ]  # fmt: skip

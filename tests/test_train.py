@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from skelact.engine.recipes import TrainConfig
-from skelact.engine.train import TIMING_KEYS, train
+from skelact.engine.safety import TrainingError
+from skelact.engine.train import RUN_FILES, TIMING_KEYS, train
 from test_engine_support import make_pickles
 
-SUMMARY_TIMING = ("seconds", "files", "out_dir")
+SUMMARY_TIMING = ("seconds",)
 
 
 def base_config(data: tuple[Path, Path], out: Path, **kw) -> TrainConfig:
@@ -67,8 +68,7 @@ def full_run(data, tmp_path_factory) -> Path:
 
 
 def test_outputs_and_checkpoint_format(full_run):
-    for name in ("last.pt", "best.pt", "metrics.jsonl", "history.csv", "summary.json",
-                 "config.json", "curves.png", "train.log"):  # fmt: skip
+    for name in RUN_FILES:
         assert (full_run / name).is_file(), name
     ckpt = torch.load(full_run / "last.pt", weights_only=True)  # no pickled code
     assert ckpt["format"] == "skelact" and ckpt["format_version"] == 1
@@ -84,8 +84,14 @@ def test_outputs_and_checkpoint_format(full_run):
     assert s["best_top1"] == max(r["val_top1"] for r in recs if r["val_top1"] is not None)
     best = torch.load(full_run / "best.pt", weights_only=True)
     assert best["epoch"] == s["best_epoch"]
-    header = (full_run / "history.csv").read_text().splitlines()[0]
-    assert header == "epoch,loss,lr,val_top1,val_top5,samples_per_s"
+    history = (full_run / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,loss,lr,samples_per_s" and len(history) == 5
+    val_history = (full_run / "val_history.csv").read_text().splitlines()
+    assert val_history[0] == "epoch,val_top1,val_top5"
+    assert [row.split(",")[0] for row in val_history[1:]] == ["2", "4"]  # no empty cells
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in s.values()), s
+    info = json.loads((full_run / "run_info.json").read_text())
+    assert info["model"] == "tscnn" and info["benchmark"] == "xsub" and info["completed"]
     log = (full_run / "train.log").read_text()
     assert "global batch 8 = 8/rank x 1 rank(s)" in log and "lr 0.003" in log
 
@@ -114,7 +120,7 @@ def test_resume_after_stop_equals_uninterrupted(data, full_run, tmp_path):
 def test_resume_refuses_other_settings(data, full_run, tmp_path):
     out = tmp_path / "changed"
     train(base_config(data, out, stop_after_epoch=1, epochs=2))
-    with pytest.raises(ValueError, match="lr: checkpoint 0.003 vs now 0.01"):
+    with pytest.raises(TrainingError, match="lr: checkpoint 0.003 vs now 0.01"):
         train(base_config(data, out, resume=True, lr=0.01))
 
 
@@ -161,7 +167,7 @@ def test_tiny_model_learns(data, tmp_path):
 
 
 def test_bad_inputs_have_clear_errors(data, tmp_path):
-    with pytest.raises(ValueError, match="needs a CUDA device"):
+    with pytest.raises(TrainingError, match="needs a CUDA device"):
         train(base_config(data, tmp_path / "x", amp="bf16", device="cpu"))
     with pytest.raises(ValueError, match="batch sizes must be >= 1"):
         train(base_config(data, tmp_path / "y", batch_size=0))

@@ -1,4 +1,11 @@
-"""``skelact report``: every evaluated run in one table, next to the published numbers.
+"""What people read: per-run history files and plots, and the report over all evaluated runs.
+
+Per run (written by ``train`` and ``test`` through the functions below, so the engine computes
+and this module presents): ``history.csv`` (loss, lr, samples/s per epoch), ``val_history.csv``
+(validation epochs only: a plot of it draws no zeros for epochs without validation),
+``curves.png`` and ``confusion.png``, each titled with model, benchmark and seed.
+
+Over runs, ``skelact report``: every evaluated run in one table, next to the published numbers.
 
 Why a separate stage: DVC reruns it whenever any evaluation changes, so ``reports/results.md``
 always describes exactly the runs in the workspace. Per model and benchmark it lists the top-1
@@ -13,16 +20,19 @@ as summarised in ``../shared/reference/ACCURACY.md``): NTU RGB+D 60, top-1 in pe
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skelact.atomic import atomic_write_bytes
+from skelact.atomic import atomic_write_bytes, atomic_write_text
+from skelact.errors import SkelactError
 
 __all__ = [
     "PUBLISHED",
@@ -39,6 +49,15 @@ __all__ = [
     "render_markdown",
     "write_report",
     "make_report",
+    "run_title",
+    "short_name",
+    "write_train_history",
+    "plot_training_curves",
+    "plot_confusion",
+    "training_curves_figure",
+    "confusion_figure",
+    "HISTORY_COLUMNS",
+    "VAL_HISTORY_COLUMNS",
 ]
 
 PUBLISHED_SOURCE = (
@@ -73,7 +92,7 @@ GFLOPS_NOTE = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(SkelactError):
     """An evaluation result is missing or malformed."""
 
 
@@ -437,8 +456,6 @@ def render_chart(report: Mapping[str, Any], path: Path) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
@@ -473,6 +490,122 @@ def make_report(
     return write_report(build_report(runs, source=source), out_dir)
 
 
-def run_result_dict(run: RunResult) -> dict[str, Any]:
-    """Plain-data form of a :class:`RunResult`."""
-    return asdict(run)
+# --------------------------------------------------------------------------------------------
+# Per-run files: history tables and plots
+# --------------------------------------------------------------------------------------------
+
+HISTORY_COLUMNS = ("epoch", "loss", "lr", "samples_per_s")
+VAL_HISTORY_COLUMNS = ("epoch", "val_top1", "val_top5")
+
+
+def run_title(model: str, benchmark: str | None, seed: int | None) -> str:
+    """'hcn · xsub · seed 0': what every plot of a run is titled with (unknown parts left out)."""
+    parts = [model, benchmark, None if seed is None else f"seed {seed}"]
+    return " · ".join(str(p) for p in parts if p not in (None, ""))
+
+
+def _csv(rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def write_train_history(records: Sequence[Mapping[str, Any]], out_dir: Path) -> dict[str, Path]:
+    """``history.csv`` (every epoch) and ``val_history.csv`` (validated epochs only).
+
+    Two files because DVC's line plot draws an empty cell as 0: validation columns beside epochs
+    without validation made every run's main curve a saw-tooth.
+    """
+    out_dir = Path(out_dir)
+    val = [r for r in records if r.get("val_top1") is not None]
+    paths = {"history": out_dir / "history.csv", "val_history": out_dir / "val_history.csv"}
+    atomic_write_text(
+        paths["history"],
+        _csv([HISTORY_COLUMNS, *([r[c] for c in HISTORY_COLUMNS] for r in records)]),
+    )
+    atomic_write_text(
+        paths["val_history"],
+        _csv([VAL_HISTORY_COLUMNS, *([r[c] for c in VAL_HISTORY_COLUMNS] for r in val)]),
+    )
+    return paths
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str) -> None:
+    """``curves.png``: see :func:`training_curves_figure`."""
+    _save_png(training_curves_figure(records, title), Path(path))
+
+
+def training_curves_figure(records: Sequence[Mapping[str, Any]], title: str) -> Any:
+    """Training loss per epoch, and val top-1/top-5 at the validated epochs."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot([r["epoch"] for r in records], [r["loss"] for r in records], marker=".")
+    a.set_xlabel("epoch")
+    a.set_ylabel("train loss")
+    val = [r for r in records if r.get("val_top1") is not None]
+    b.plot([r["epoch"] for r in val], [r["val_top1"] for r in val], marker="o", label="top-1")
+    b.plot([r["epoch"] for r in val], [r["val_top5"] for r in val], marker="o", label="top-5")
+    b.set_xlabel("epoch")
+    b.set_ylabel("val accuracy")
+    b.set_ylim(0, 1)
+    b.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def short_name(name: str, width: int = 18) -> str:
+    """An action name cut at a word boundary to about ``width`` characters ('...' when cut)."""
+    if len(name) <= width:
+        return name
+    cut = name[: width - 1].rsplit(" ", 1)[0] if " " in name[: width - 1] else name[: width - 1]
+    return cut.rstrip(" /,(") + "…"
+
+
+def plot_confusion(conf: Any, path: Path, title: str, class_names: Sequence[str]) -> None:
+    """``confusion.png``: see :func:`confusion_figure`."""
+    _save_png(confusion_figure(conf, title, class_names), Path(path))
+
+
+def confusion_figure(conf: Any, title: str, class_names: Sequence[str]) -> Any:
+    """Row-normalised heat map (rows: true class), one integer tick per class with its short name.
+
+    Beyond 40 classes every k-th class is labelled, so that 120 names stay legible.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    rows = conf.sum(axis=1, keepdims=True)
+    norm = np.divide(conf, np.maximum(rows, 1), dtype=np.float64)
+    n = conf.shape[0]
+    size = min(5 + n * 0.14, 16)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(norm, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ticks = np.arange(0, n, max(1, -(-n // 40)))
+    labels = [f"{i} {short_name(class_names[i])}" for i in ticks]
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion (row-normalised): {title}")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig

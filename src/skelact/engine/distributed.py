@@ -121,12 +121,3 @@ def all_reduce_sum(values: list[float], env: DistEnv, device: torch.device) -> l
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()
-
-
-def broadcast_object(obj, env: DistEnv):
-    """Rank 0's value on every rank (e.g. the MLflow run id, or an error message)."""
-    if not env.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

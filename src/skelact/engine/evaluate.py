@@ -2,7 +2,11 @@
 
 The same inference routine (:func:`infer`) serves validation during training, so the numbers a
 run logs and the numbers ``skelact test`` reports on its checkpoint come from one code path.
-Outputs: metrics.json, per_class.csv, confusion.csv, confusion.png, predictions.csv.
+Outputs: metrics.json (numbers only: a DVC metrics file), eval_info.json (model, files, run id),
+per_class.csv, confusion.csv, confusion.png, predictions.csv.
+
+A checkpoint whose weights are not finite (a diverged run) is refused rather than scored, and a
+label outside the model's classes is an error naming the sample.
 """
 
 from __future__ import annotations
@@ -12,17 +16,25 @@ import csv
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from skelact.atomic import atomic_write, atomic_write_text
+from skelact.atomic import atomic_write_text, remove_stale_temps
 from skelact.engine import metrics as M
+from skelact.engine.checkpointing import read_checkpoint_file
 from skelact.engine.recipes import recipe_for
-from skelact.models.checkpoint import build_from_loaded, is_own_checkpoint, read_checkpoint
+from skelact.engine.safety import check_finite_weights
+from skelact.errors import SkelactError
+from skelact.locking import output_lock
+from skelact.models.checkpoint import build_from_loaded, is_own_checkpoint
+
+
+class EvaluationError(SkelactError):
+    """The data or the checkpoint given to ``skelact test`` / ``predict`` cannot be scored."""
 
 
 def autocast_context(device: torch.device, amp: str):
@@ -114,18 +126,35 @@ class EvalResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def _load_model(cfg: EvalConfig) -> tuple[torch.nn.Module, dict, str]:
-    """Model, the raw checkpoint dict (for config/run id) and the model name."""
-    raw = read_checkpoint(cfg.checkpoint)
+def load_model(
+    checkpoint: str | Path, model: str | None = None, clip_len: int | None = None
+) -> tuple[torch.nn.Module, dict, str]:
+    """Model, the raw checkpoint dict (for config/run id) and the model name.
+
+    Refuses a file that is not a readable checkpoint, and weights that are not finite.
+    """
+    raw = read_checkpoint_file(checkpoint)
     overrides: dict[str, Any] = {}
-    if cfg.model is not None:
-        overrides["name"] = cfg.model
-    if not is_own_checkpoint(raw) and cfg.clip_len is not None:
-        overrides["clip_len"] = cfg.clip_len  # foreign checkpoints do not record it
-    model = build_from_loaded(raw, cfg.checkpoint, **overrides)
-    spec = getattr(model, "skelact_spec", {}) or {}
-    name = spec.get("name") or cfg.model
-    return model, raw, str(name)
+    if model is not None:
+        overrides["name"] = model
+    if not is_own_checkpoint(raw) and clip_len is not None:
+        overrides["clip_len"] = clip_len  # foreign checkpoints do not record it
+    net = build_from_loaded(raw, checkpoint, **overrides)
+    check_finite_weights(net, str(checkpoint))
+    spec = getattr(net, "skelact_spec", {}) or {}
+    return net, raw, str(spec.get("name") or model)
+
+
+def check_labels(data: Any, num_classes: int, checkpoint: str) -> None:
+    """Every label in [0, num_classes) of the model, or an error naming the first bad sample."""
+    labels = np.asarray(data.labels)
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        first = int(bad[0])
+        raise EvaluationError(
+            f"{data.source}: sample {data.names[first]} has label {int(labels[first])}, but the "
+            f"model in {checkpoint} has {num_classes} classes ({bad.size} such sample(s))"
+        )
 
 
 def sampling_for(name: str, raw_ckpt: dict, clip_len: int | None, clip_ratio: float | None):
@@ -140,15 +169,20 @@ def sampling_for(name: str, raw_ckpt: dict, clip_len: int | None, clip_ratio: fl
     return int(clip_len), float(clip_ratio)
 
 
+# The numbers of a run's description that belong with its metrics (the rest are names and ids).
+NUMERIC_INFO = ("clip_len", "clip_ratio", "checkpoint_epoch")
+
+
 def write_outputs(
-    out_dir: Path,
-    logits: np.ndarray,
-    labels: np.ndarray,
-    names: list[str],
-    summary: dict[str, Any],
+    out_dir: Path, logits: np.ndarray, labels: np.ndarray, names: list[str], info: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Write the five result files atomically; return the metrics dict and the file paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the result files atomically; return the metrics dict and the file paths.
+
+    ``info`` describes the run (model, checkpoint, data, sampling, benchmark, seed): its numbers
+    join the metrics, its names go to ``eval_info.json`` with the file paths.
+    """
+    from skelact.report import plot_confusion, run_title
+
     num_classes = logits.shape[1]
     probs = softmax(logits.astype(np.float64))
     top1, top5 = M.topk_accuracy(logits, labels, (1, 5))
@@ -162,73 +196,53 @@ def write_outputs(
         "num_samples": int(len(labels)),
         "num_classes": int(num_classes),
         "classes_present": int((support > 0).sum()),
-        **summary,
+        **{k: info[k] for k in NUMERIC_INFO if _is_number(info.get(k))},
     }
     action = class_names(num_classes)
-    files = {}
-
-    files["metrics"] = str(out_dir / "metrics.json")
+    files = {
+        k: str(out_dir / f)
+        for k, f in (
+            ("metrics", "metrics.json"), ("info", "eval_info.json"),
+            ("per_class", "per_class.csv"), ("confusion", "confusion.csv"),
+            ("predictions", "predictions.csv"), ("confusion_png", "confusion.png"),
+        )
+    }  # fmt: skip
     atomic_write_text(files["metrics"], json.dumps(metrics, indent=2) + "\n")
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["class", "action", "support", "correct", "accuracy"])
-    for c in np.flatnonzero(support > 0):
-        w.writerow([int(c), action[c], int(support[c]), int(conf[c, c]), f"{acc[c]:.6f}"])
-    files["per_class"] = str(out_dir / "per_class.csv")
-    atomic_write_text(files["per_class"], buf.getvalue())
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["true\\pred", *range(num_classes)])
-    for c in range(num_classes):
-        w.writerow([c, *conf[c].tolist()])
-    files["confusion"] = str(out_dir / "confusion.csv")
-    atomic_write_text(files["confusion"], buf.getvalue())
-
+    atomic_write_text(
+        files["info"],
+        json.dumps({**{k: v for k, v in info.items() if k not in NUMERIC_INFO}, "files": files},
+                   indent=2) + "\n",
+    )  # fmt: skip
+    atomic_write_text(files["per_class"], _csv(
+        [["class", "action", "support", "correct", "accuracy"]]
+        + [[int(c), action[c], int(support[c]), int(conf[c, c]), f"{acc[c]:.6f}"]
+           for c in np.flatnonzero(support > 0)]
+    ))  # fmt: skip
+    atomic_write_text(files["confusion"], _csv(
+        [["true\\pred", *range(num_classes)]]
+        + [[c, *conf[c].tolist()] for c in range(num_classes)]
+    ))  # fmt: skip
     k = min(5, num_classes)
     top = M.topk_indices(logits, k)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        ["sample", "label", "pred", "correct"]
-        + [f"top{i + 1}_class" for i in range(k)]
-        + [f"top{i + 1}_score" for i in range(k)]
-    )
-    for i, name in enumerate(names):
-        w.writerow(
-            [name, int(labels[i]), int(preds[i]), int(preds[i] == labels[i])]
-            + top[i].tolist()
-            + [f"{probs[i, j]:.6f}" for j in top[i]]
-        )
-    files["predictions"] = str(out_dir / "predictions.csv")
-    atomic_write_text(files["predictions"], buf.getvalue())
-
-    files["confusion_png"] = str(out_dir / "confusion.png")
-    plot_confusion(conf, Path(files["confusion_png"]), title=summary.get("model", ""))
+    atomic_write_text(files["predictions"], _csv(
+        [["sample", "label", "pred", "correct"] + [f"top{i + 1}_class" for i in range(k)]
+         + [f"top{i + 1}_score" for i in range(k)]]
+        + [[name, int(labels[i]), int(preds[i]), int(preds[i] == labels[i])] + top[i].tolist()
+           + [f"{probs[i, j]:.6f}" for j in top[i]] for i, name in enumerate(names)]
+    ))  # fmt: skip
+    title = run_title(str(info.get("model", "")), info.get("benchmark"), info.get("seed"))
+    plot_confusion(conf, Path(files["confusion_png"]), title, action)
     return metrics, files
 
 
-def plot_confusion(conf: np.ndarray, path: Path, title: str = "") -> None:
-    """Row-normalised heat map (rows: true class), written atomically."""
-    import matplotlib
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    rows = conf.sum(axis=1, keepdims=True)
-    norm = np.divide(conf, np.maximum(rows, 1), dtype=np.float64)
-    n = conf.shape[0]
-    size = min(4 + n * 0.12, 14)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    im = ax.imshow(norm, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(f"confusion (row-normalised) {title}".strip())
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+def _csv(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
 
 
 def evaluate(cfg: EvalConfig) -> EvalResult:
@@ -236,54 +250,50 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
     from skelact.engine.distributed import resolve_device
+    from skelact.engine.train import guess_benchmark
 
     t0 = time.perf_counter()
-    device = resolve_device(cfg.device)
-    model, raw, name = _load_model(cfg)
-    model.to(device)
-    clip_len, clip_ratio = sampling_for(name, raw, cfg.clip_len, cfg.clip_ratio)
-    data = SkeletonSet.from_file(cfg.data, cfg.split)
-    num_classes = int(getattr(model, "skelact_spec", {}).get("options", {}).get("num_classes", 0))
-    if num_classes and data.num_classes > num_classes:
-        raise ValueError(
-            f"{cfg.data}: labels go up to {data.num_classes - 1} but the model in "
-            f"{cfg.checkpoint} has {num_classes} classes"
-        )
-    labels = np.asarray(data.labels)  # from the host copy, before the upload
-    if device.type == "cuda":
-        data = data.to(device)
-    sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
-    logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
-    run_id = raw.get("mlflow_run_id") if is_own_checkpoint(raw) else None
-    summary = {
-        "model": name,
-        "checkpoint": str(cfg.checkpoint),
-        "data": str(cfg.data),
-        "split": cfg.split,
-        "clip_len": clip_len,
-        "clip_ratio": clip_ratio,
-        "checkpoint_epoch": raw.get("epoch"),
-    }
     out_dir = Path(cfg.out_dir)
-    metrics, files = write_outputs(out_dir, logits, labels, list(data.names), summary)
-    seconds = time.perf_counter() - t0
-    tracked_run = _track_eval(cfg, run_id, name, metrics, files)
+    with output_lock(out_dir, "test"):
+        remove_stale_temps(out_dir)
+        device = resolve_device(cfg.device)
+        model, raw, name = load_model(cfg.checkpoint, cfg.model, cfg.clip_len)
+        model.to(device)
+        clip_len, clip_ratio = sampling_for(name, raw, cfg.clip_len, cfg.clip_ratio)
+        data = SkeletonSet.from_file(cfg.data, cfg.split)
+        spec = getattr(model, "skelact_spec", {}) or {}
+        num_classes = int(spec.get("options", {}).get("num_classes", 0))
+        if num_classes:
+            check_labels(data, num_classes, cfg.checkpoint)
+        labels = np.asarray(data.labels)  # from the host copy, before the upload
+        if device.type == "cuda":
+            data = data.to(device)
+        sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
+        logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
+        own = is_own_checkpoint(raw)
+        train_cfg = (raw.get("config") or {}) if own else {}
+        info = {
+            "model": name,
+            "benchmark": train_cfg.get("benchmark") or guess_benchmark(cfg.data, cfg.split),
+            "seed": train_cfg.get("seed"),
+            "checkpoint": str(cfg.checkpoint),
+            "data": str(cfg.data),
+            "split": cfg.split,
+            "clip_len": clip_len,
+            "clip_ratio": clip_ratio,
+            "checkpoint_epoch": raw.get("epoch"),
+        }
+        metrics, files = write_outputs(out_dir, logits, labels, list(data.names), info)
+        seconds = time.perf_counter() - t0
+        tracked_run = _track_eval(cfg, raw.get("mlflow_run_id") if own else None, name, metrics,
+                                  files)  # fmt: skip
     return EvalResult(
-        top1=metrics["top1"],
-        top5=metrics["top5"],
-        mean_class_accuracy=metrics["mean_class_accuracy"],
-        num_samples=metrics["num_samples"],
-        num_classes=metrics["num_classes"],
-        model=name,
-        checkpoint=str(cfg.checkpoint),
-        data=str(cfg.data),
-        clip_len=clip_len,
-        clip_ratio=clip_ratio,
-        seconds=seconds,
-        out_dir=str(out_dir),
-        mlflow_run_id=tracked_run,
-        files=files,
-    )
+        top1=metrics["top1"], top5=metrics["top5"],
+        mean_class_accuracy=metrics["mean_class_accuracy"], num_samples=metrics["num_samples"],
+        num_classes=metrics["num_classes"], model=name, checkpoint=str(cfg.checkpoint),
+        data=str(cfg.data), clip_len=clip_len, clip_ratio=clip_ratio, seconds=seconds,
+        out_dir=str(out_dir), mlflow_run_id=tracked_run, files=files,
+    )  # fmt: skip
 
 
 def _track_eval(
@@ -311,10 +321,6 @@ def _track_eval(
                 "eval_num_samples": metrics["num_samples"],
             }
         )
-        for key in ("metrics", "per_class", "confusion", "confusion_png", "predictions"):
-            tracker.log_artifact(files[key], artifact_path="eval")
+        for path in files.values():
+            tracker.log_artifact(path, artifact_path="eval")
         return tracker.run_id
-
-
-def result_dict(result: EvalResult) -> dict[str, Any]:
-    return asdict(result)

@@ -38,22 +38,39 @@ def predict_file(
     clip_len: int | None = None,
     clip_ratio: float | None = None,
 ) -> Prediction:
-    """Run ``checkpoint`` on one raw file and return its ``top_k`` classes."""
+    """Run ``checkpoint`` on one raw file and return its ``top_k`` classes.
+
+    A folder, a missing file, or a file in which no frame holds a body is an error (a clip of
+    zeros would still get a confident-looking prediction).
+    """
     from skelact.data.dataset import SkeletonSet
     from skelact.data.preprocess import load_sample
     from skelact.data.transforms import ClipSampler
     from skelact.engine.distributed import resolve_device
-    from skelact.engine.evaluate import class_names, infer, sampling_for, softmax
-    from skelact.models.checkpoint import build_from_loaded, read_checkpoint
+    from skelact.engine.evaluate import (
+        EvaluationError,
+        class_names,
+        infer,
+        load_model,
+        sampling_for,
+        softmax,
+    )
 
+    path = Path(path)
+    if path.is_dir():
+        raise EvaluationError(f"{path}: is a folder, expected a .skeleton file")
+    if not path.is_file():
+        raise EvaluationError(f"{path}: file not found")
     dev = resolve_device(device)
-    overrides = {"name": model} if model is not None else {}
-    raw = read_checkpoint(checkpoint)
-    net = build_from_loaded(raw, checkpoint, **overrides).to(dev)
-    name = (getattr(net, "skelact_spec", {}) or {}).get("name") or str(model)
+    net, raw, name = load_model(checkpoint, model, clip_len)
+    net.to(dev)
     clip_len, clip_ratio = sampling_for(name, raw, clip_len, clip_ratio)
 
     ann = load_sample(path)
+    if not np.asarray(ann["keypoint"]).any():
+        raise EvaluationError(
+            f"{path}: no body in any of its {int(ann['total_frames'])} frame(s); nothing to predict"
+        )
     label = int(ann["label"])
     one = SkeletonSet.from_annotations([{**ann, "label": max(label, 0)}], source=str(path))
     sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=dev)

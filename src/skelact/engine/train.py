@@ -1,62 +1,75 @@
-"""Training: one function, readable top to bottom (data -> forward -> loss -> backward -> step ->
-eval -> checkpoint), single process or under ``torchrun`` with DDP.
+"""Training, single process or under ``torchrun`` with DDP: ``setup`` -> per epoch
+``train_one_epoch`` -> ``validate`` -> ``save`` -> ``finish``. :func:`train` reads top to bottom.
 
 Reproducibility by construction: every random choice of an epoch (shuffle order, crop and
 rotation draws, dropout) is derived from ``(seed, epoch, rank)`` rather than from generator state
 carried over from earlier epochs, so resuming from ``last.pt`` replays exactly the epochs an
 uninterrupted run would have run. ``deterministic=True`` additionally pins torch to deterministic
 kernels and a fixed thread count so that two runs with the same seed are bit-identical on CPU.
+
+Trust: one writer per output folder (a lock), the first non-finite loss stops the run naming
+epoch and step, no checkpoint with non-finite weights is ever written, and SIGINT/SIGTERM stop
+the run at a step boundary with ``last.pt`` left at the last complete epoch (``--resume``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
+import hashlib
 import json
 import math
-import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from signal import SIGTERM
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from skelact.atomic import atomic_write, atomic_write_text
+from skelact.atomic import atomic_write_text, remove_stale_temps
 from skelact.engine import distributed as D
 from skelact.engine.checkpointing import (
     atomic_save,
+    check_resume_config,
     load_own_checkpoint,
     make_checkpoint,
+    read_metrics_log,
     restore_rng_state,
 )
+from skelact.engine.determinism import derived_seed, restore_execution_mode, set_execution_mode
 from skelact.engine.evaluate import autocast_context, infer
 from skelact.engine.metrics import topk_correct
+from skelact.engine.optim import build_optimizer, build_scheduler, effective_lr
 from skelact.engine.progress import EpochProgress, RunLog
-from skelact.engine.recipes import (
-    TrainConfig,
-    build_optimizer,
-    build_scheduler,
-    effective_lr,
-    resolve_config,
+from skelact.engine.recipes import TrainConfig, resolve_config
+from skelact.engine.safety import (
+    NonFiniteError,
+    StopRequest,
+    TrainingError,
+    check_finite_weights,
+    stop_on_signals,
 )
+from skelact.errors import InterruptedRun
+from skelact.locking import output_lock
 
-# Config fields that define the optimisation trajectory: resuming with other values would not
-# continue the same run, so they must match the checkpoint's.
-TRAJECTORY_FIELDS = (
-    "model", "seed", "batch_size", "base_batch_size", "scale_lr", "lr", "weight_decay",
-    "optimizer", "momentum", "nesterov", "lr_steps", "lr_gamma", "clip_len", "train_min_ratio",
-    "train_max_ratio", "min_len", "val_clip_ratio", "rotate", "decay_mult", "model_options",
-    "amp",
-)  # fmt: skip
+# Per-epoch record keys that measure time, not the trajectory (they differ between reruns).
 TIMING_KEYS = ("seconds", "samples_per_s", "epoch_seconds", "val_seconds")
+
+
+# What a finished run leaves in its folder (keys of TrainResult.files: the stems).
+RUN_FILES = (
+    "last.pt", "best.pt", "metrics.jsonl", "history.csv", "val_history.csv", "summary.json",
+    "run_info.json", "config.json", "curves.png", "train.log",
+)  # fmt: skip
+INFO_FIELDS = ("model", "benchmark", "device", "completed", "mlflow_run_id", "out_dir", "files")
 
 
 @dataclass
 class TrainResult:
-    """What a run produced (also written to ``summary.json``)."""
+    """What a run produced: the numbers go to ``summary.json``, the rest to ``run_info.json``."""
 
     out_dir: str
     model: str
@@ -81,46 +94,557 @@ class TrainResult:
     device: str
     seconds: float
     mlflow_run_id: str | None = None
+    benchmark: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float | int]:
+        """The numeric fields (``summary.json``, a DVC metrics file: numbers only)."""
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+
+    def info(self) -> dict[str, Any]:
+        """Names, paths, ids and flags (``run_info.json``)."""
+        values = asdict(self)
+        return {k: values[k] for k in INFO_FIELDS}
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between epochs (built by :func:`setup`)."""
+
+    cfg: TrainConfig
+    env: D.DistEnv
+    device: torch.device
+    out_dir: Path
+    log: RunLog
+    benchmark: str | None
+    train_set: Any
+    val_set: Any
+    train_labels: torch.Tensor
+    val_labels: np.ndarray
+    train_sampler: Any
+    val_sampler: Any
+    num_classes: int
+    model: torch.nn.Module  # the bare model: what is validated and saved
+    train_model: torch.nn.Module  # the model wrapped for DDP / torch.compile
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    lr: float
+    per_rank: int
+    val_per_rank: int
+    t_start: float
+    start_epoch: int = 0
+    saved_epoch: int = 0  # the epoch last.pt holds
+    best: dict = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)
+    run_id: str | None = None
+    past_seconds: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.past_seconds + time.perf_counter() - self.t_start
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.model`` as configured; joins the torchrun job when there is one."""
+    cfg = resolve_config(config)
+    if cfg.seed < 0:
+        raise TrainingError(f"seed must be >= 0, not {cfg.seed}")
+    was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    env, device = D.init_distributed(cfg.device)
+    prev = set_execution_mode(cfg, device)
+    try:
+        announce = _announce_stop if env.is_main else None
+        with _output_folder(Path(cfg.out_dir), env), stop_on_signals(announce) as stop:
+            return _train(cfg, env, device, stop)
+    finally:
+        restore_execution_mode(prev)
+        if not was_initialized:
+            D.shutdown_distributed(env)
+
+
+def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device, stop: StopRequest):
+    from skelact.tracking import open_run
+
+    run = setup(cfg, env, device)
+    with open_run(
+        enabled=cfg.track and env.is_main, experiment=cfg.experiment, run_name=_run_name(run),
+        tracking_uri=cfg.tracking_uri, run_id=run.run_id, tags=_tags(run),
+    ) as tracker:  # fmt: skip
+        run.run_id = tracker.run_id
+        start_tracking(run, tracker)
+        epoch = run.start_epoch
+        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
+            record = train_one_epoch(run, epoch, stop)
+            if record is None:  # a signal came mid-epoch: the partial epoch is dropped
+                interrupt(run, tracker, stop)
+            if epoch % cfg.val_interval == 0 or epoch == cfg.epochs:
+                record.update(validate(run))
+            improved = update_best(run, record)
+            run.records.append(record)
+            stopping = _any_rank(run, stop.signum is not None)
+            save(run, tracker, record, improved, stopping=stopping)
+            if stopping and epoch < cfg.epochs:
+                interrupt(run, tracker, stop)
+            if cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
+                break
+        return finish(run, tracker, epoch)
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
+    """Data, model, optimizer and schedule; then the checkpoint's state when resuming."""
+    from skelact.data.dataset import SkeletonSet
+    from skelact.data.transforms import ClipSampler
+    from skelact.models import build_model
+
+    t_start = time.perf_counter()
+    if device.type != "cuda" and cfg.amp != "none":
+        raise TrainingError(f"--amp {cfg.amp} needs a CUDA device (this run uses {device})")
+    if cfg.batch_size % env.world_size:
+        raise TrainingError(
+            f"global batch size {cfg.batch_size} is not divisible by the world size "
+            f"{env.world_size}"
+        )
+    out_dir = Path(cfg.out_dir)
+    log = RunLog(out_dir, enabled=env.is_main, quiet=cfg.quiet)
+
+    # data: whole sets in memory as ragged arrays (uploaded once when on a GPU); labels are read
+    # from the host copies, before the frames are uploaded
+    train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split)
+    val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split)
+    num_classes = class_count(cfg, train_set, val_set, log)
+    train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64, device=device)
+    val_labels = np.asarray(val_set.labels)
+    if device.type == "cuda":
+        train_set, val_set = train_set.to(device), val_set.to(device)
+
+    # model, optimizer, schedule (the same initial weights on every rank, by seed)
+    torch.manual_seed(cfg.seed)
+    model = build_model(
+        cfg.model, num_classes=num_classes, clip_len=cfg.clip_len,
+        num_persons=train_set.num_persons, num_joints=train_set.num_joints,
+        in_channels=train_set.num_channels, **cfg.model_options,
+    ).to(device)  # fmt: skip
+    lr = effective_lr(cfg)
+    optimizer = build_optimizer(model, cfg, lr)
+    run = Run(
+        cfg=cfg, env=env, device=device, out_dir=out_dir, log=log,
+        benchmark=cfg.benchmark or guess_benchmark(cfg.train_path, cfg.train_split),
+        train_set=train_set, val_set=val_set, train_labels=train_labels, val_labels=val_labels,
+        train_sampler=ClipSampler(
+            cfg.clip_len, train=True, rotate=cfg.rotate, min_len=cfg.min_len,
+            min_ratio=cfg.train_min_ratio, max_ratio=cfg.train_max_ratio, device=device,
+        ),
+        val_sampler=ClipSampler(
+            cfg.clip_len, train=False, clip_ratio=cfg.val_clip_ratio, device=device
+        ),
+        num_classes=num_classes, model=model, train_model=model, optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, cfg),
+        scaler=torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16"), lr=lr,
+        per_rank=cfg.batch_size // env.world_size,
+        val_per_rank=max(1, (cfg.val_batch_size or 2 * cfg.batch_size) // env.world_size),
+        t_start=t_start,
+    )  # fmt: skip
+    if cfg.resume:
+        resume(run)
+
+    # parallel wrappers (the bare `model` is what gets evaluated and saved)
+    if env.distributed:
+        run.train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        run.train_model = torch.compile(run.train_model)
+    log(
+        f"{cfg.model}: seed {cfg.seed}, {len(train_set)} train / {len(val_set)} val samples, "
+        f"{num_classes} classes | global batch {cfg.batch_size} = {run.per_rank}/rank x "
+        f"{env.world_size} rank(s) | lr {lr:g} (base {float(cfg.lr):g} at batch "
+        f"{cfg.base_batch_size}, linear scaling {'on' if cfg.scale_lr else 'off'}) | "
+        f"{cfg.optimizer}, {cfg.epochs} epochs, steps {cfg.lr_steps} | device {device}, amp "
+        f"{cfg.amp}, compile {cfg.compile}, deterministic {cfg.deterministic}",
+        always=True,
+    )
+    if env.is_main:
+        atomic_write_text(
+            out_dir / "config.json",
+            json.dumps({"config": _config_dict(run), **run_facts(run)}, indent=2, sort_keys=True)
+            + "\n",
+        )
+    return run
+
+
+def class_count(cfg: TrainConfig, train_set: Any, val_set: Any, log: RunLog) -> int:
+    """``cfg.num_classes`` (the data's definition); every label must lie in [0, num_classes).
+
+    Without it the count falls back to the largest label + 1, and the log says so: a class
+    count guessed from labels silently grows with a stray label (999 -> a 1000-class model).
+    """
+    num_classes = cfg.num_classes
+    if num_classes is None:
+        num_classes = max(train_set.num_classes, val_set.num_classes)
+        log(
+            f"num_classes is not set: using {num_classes} (largest label + 1 in the data); set "
+            f"num_classes to the dataset's class count to have the labels checked",
+            always=True,
+        )
+    for data in (train_set, val_set):
+        labels = np.asarray(data.labels)
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        if bad.size:
+            first = int(bad[0])
+            raise TrainingError(
+                f"{data.source}: sample {data.names[first]} has label {int(labels[first])}, "
+                f"outside 0..{num_classes - 1} (num_classes {num_classes}; {bad.size} such "
+                f"sample(s))"
+            )
+    return int(num_classes)
+
+
+def resume(run: Run) -> None:
+    """Continue from ``last.pt``: weights, optimizer, schedule, RNG, best and history so far."""
+    last_path = run.out_dir / "last.pt"
+    if not last_path.is_file():
+        run.log(f"--resume: no {last_path} yet, starting from scratch", always=True)
+        return
+    ckpt = load_own_checkpoint(last_path)
+    check_resume_config(ckpt.get("config") or {}, run.cfg, last_path)
+    run.model.load_state_dict(ckpt["state_dict"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    restore_rng_state(ckpt["rng"])
+    run.start_epoch = run.saved_epoch = int(ckpt["epoch"])
+    run.best = dict(ckpt.get("best") or {})
+    run.run_id = ckpt.get("mlflow_run_id")
+    run.past_seconds = float(ckpt.get("train_seconds", 0.0))
+    run.records = read_metrics_log(run.out_dir / "metrics.jsonl", upto_epoch=run.start_epoch)
+    run.log(f"resuming from {last_path} after epoch {run.start_epoch}", always=True)
+    saved_world = int(ckpt.get("world_size", run.env.world_size))
+    if saved_world != run.env.world_size:
+        run.log(
+            f"warning: checkpoint was written with world size {saved_world}, now "
+            f"{run.env.world_size}: the data order per rank differs from the original run"
+        )
+
+
+def start_tracking(run: Run, tracker: Any) -> None:
+    """Params and datasets once per run (not again on resume); the config file every time."""
+    if run.start_epoch == 0 and run.cfg.track and run.env.is_main:
+        tracker.log_params({**_config_dict(run), **run_facts(run)})
+        for split, data, context in (
+            (run.cfg.train_split or "train", run.cfg.train_path, "training"),
+            (run.cfg.val_split or "val", run.cfg.val_path, "validation"),
+        ):
+            num = len(run.train_set if context == "training" else run.val_set)
+            _log_training_data(tracker, path=data, split=split, num_samples=num, context=context)
+    tracker.log_artifact(str(run.out_dir / "config.json"))
+
+
+# ----------------------------------------------------------------------------- one epoch
+
+
+def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> dict | None:
+    """One pass over the training set; the epoch's record, or None when a signal stopped it.
+
+    The loss is checked for finiteness before its backward pass: on the CPU at every step (a
+    free read), on a GPU every ``check_every`` steps (one sync), from flags kept on the device,
+    so the error still names the first bad step. A stop request is honoured at the same points.
+    """
+    cfg, env, device = run.cfg, run.env, run.device
+    t0 = time.perf_counter()
+    run.train_model.train()
+    torch.manual_seed(derived_seed(cfg.seed, epoch, 2, env.rank))  # dropout etc.
+    order = np.random.default_rng([cfg.seed, epoch, 0]).permutation(len(run.train_set))
+    steps = D.batches(D.train_shard(order, env), run.per_rank, train=True)
+    aug_rng = np.random.default_rng([cfg.seed, epoch, 1, env.rank])
+    lr_now = run.scheduler.get_last_lr()[0]
+    losses = torch.zeros(len(steps), dtype=torch.float32, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    seen, shown, checked = 0, None, 0
+    sync_every = max(1, len(steps) // 50)
+    check_every = 1 if device.type == "cpu" else sync_every
+    with EpochProgress(
+        enabled=env.is_main and not cfg.quiet, epoch=epoch, epochs=cfg.epochs, steps=len(steps)
+    ) as bar:
+        for step, idx in enumerate(steps):
+            x = run.train_sampler(run.train_set, idx, aug_rng)  # data
+            y = run.train_labels[torch.from_numpy(idx).to(device)]
+            with autocast_context(device, cfg.amp):
+                logits = run.train_model(x)  # forward
+            loss = F.cross_entropy(logits.float(), y)  # loss
+            losses[step] = loss.detach()
+            if step % check_every == 0 or step == len(steps) - 1:
+                if _stop_or_raise(run, losses, checked, step, epoch, len(steps), stop):
+                    return None
+                checked = step + 1
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()  # backward
+            run.scaler.step(run.optimizer)  # step
+            run.scaler.update()
+            loss_sum += loss.detach().double() * len(idx)
+            seen += len(idx)
+            if bar.active and (step % sync_every == 0 or step == len(steps) - 1):
+                shown = float(loss.detach())
+            bar.update(step + 1, seen * env.world_size, shown)
+    run.scheduler.step()
+    check_finite_weights(run.model, f"epoch {epoch}")
+    loss_total, n_total = D.all_reduce_sum([float(loss_sum), seen], env, device)
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch,
+        "loss": loss_total / max(n_total, 1),
+        "lr": lr_now,
+        "samples_per_s": n_total / max(seconds, 1e-9),
+        "epoch_seconds": seconds,
+        "val_top1": None,
+        "val_top5": None,
+        "val_loss": None,
+    }
+
+
+def _stop_or_raise(
+    run: Run, losses: torch.Tensor, start: int, step: int, epoch: int, steps: int,
+    stop: StopRequest,
+) -> bool:  # fmt: skip
+    """Raise at the first non-finite loss in ``losses[start:step + 1]``; True to stop now.
+
+    Under DDP the ranks agree (one all-reduce) so that all of them raise or stop together.
+    """
+    window = losses[start : step + 1]
+    if len(window) == 1:  # the CPU path: one scalar read, no reduction kernels
+        local_bad = 0 if math.isfinite(float(window[0])) else 1
+    else:
+        local_bad = int((~torch.isfinite(window)).sum())
+    total_bad, stops = local_bad, int(stop.signum is not None)
+    if run.env.distributed:
+        total_bad, stops = D.all_reduce_sum([total_bad, stops], run.env, run.device)
+    if total_bad:
+        if local_bad:
+            first = start + int((~torch.isfinite(window)).nonzero()[0])
+            where = f"the training loss is {float(losses[first])}"
+        else:
+            first, where = step, "another rank's training loss is not finite"
+        raise NonFiniteError(
+            f"epoch {epoch} step {first + 1}/{steps}: {where}; stopping (lower the lr, or check "
+            f"the data); no checkpoint of this epoch was written"
+        )
+    return bool(stops)
+
+
+def update_best(run: Run, record: dict) -> bool:
+    """Whether this epoch's val top-1 beats the best so far (the first validation always does)."""
+    if record.get("val_top1") is None or (run.best and record["val_top1"] <= run.best["top1"]):
+        return False
+    run.best = {"top1": record["val_top1"], "top5": record["val_top5"], "epoch": record["epoch"]}
+    return True
+
+
+def _any_rank(run: Run, flag: bool) -> bool:
+    """True on every rank when it is true on one (ranks must take the same branch)."""
+    return bool(D.all_reduce_sum([int(flag)], run.env, run.device)[0])
+
+
+def validate(run: Run) -> dict[str, float]:
+    """Top-1/top-5 and mean loss on the val set, each sample counted once over the ranks."""
+    t1 = time.perf_counter()
+    if run.env.distributed:  # evaluate rank 0's BatchNorm statistics everywhere
+        for buf in run.model.buffers():
+            torch.distributed.broadcast(buf, src=0)
+    shard = D.eval_shard(len(run.val_set), run.env)
+    logits = infer(run.model, run.val_set, run.val_sampler, shard, run.val_per_rank, run.device,
+                   run.cfg.amp)  # fmt: skip
+    labels = run.val_labels[shard]
+    c1, c5, vloss = 0, 0, 0.0
+    if len(shard):
+        c1, c5 = topk_correct(logits, labels, (1, 5))
+        vloss = float(F.cross_entropy(torch.from_numpy(logits).double(),
+                                      torch.from_numpy(labels), reduction="sum"))  # fmt: skip
+    c1, c5, vloss, nv = D.all_reduce_sum([c1, c5, vloss, len(shard)], run.env, run.device)
+    return {"val_top1": c1 / nv, "val_top5": c5 / nv, "val_loss": vloss / nv,
+            "val_seconds": time.perf_counter() - t1}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- save / finish
+
+
+def save(run: Run, tracker: Any, record: dict, improved: bool, *, stopping: bool) -> None:
+    """Rank 0: history files, the epoch's log line and metrics, best.pt and (when due) last.pt."""
+    from skelact.report import write_train_history
+
+    cfg, epoch = run.cfg, record["epoch"]
+    due = (epoch % cfg.checkpoint_interval == 0 or epoch == cfg.epochs
+           or cfg.stop_after_epoch == epoch or stopping)  # fmt: skip
+    if not run.env.is_main:
+        run.saved_epoch = epoch if due else run.saved_epoch
+        return
+    atomic_write_text(
+        run.out_dir / "metrics.jsonl",
+        "".join(json.dumps(r, sort_keys=True) + "\n" for r in run.records),
+    )
+    write_train_history(run.records, run.out_dir)
+    msg = (
+        f"epoch {epoch}/{cfg.epochs} loss {record['loss']:.4f} lr {record['lr']:.3g} "
+        f"{record['samples_per_s']:,.0f} samples/s"
+    )
+    if record["val_top1"] is not None:
+        msg += f" | val top1 {record['val_top1']:.4f} top5 {record['val_top5']:.4f}"
+        msg += " (best)" if improved else ""
+    run.log(msg)
+    tracker.log_metrics({k: v for k, v in record.items() if v is not None and k != "epoch"},
+                        step=epoch)  # fmt: skip
+    if not (improved or due):
+        return
+    ckpt = make_checkpoint(
+        run.model, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
+        epoch=epoch, config=_config_dict(run), best=run.best, mlflow_run_id=run.run_id,
+    )  # fmt: skip
+    ckpt["world_size"] = run.env.world_size
+    ckpt["train_seconds"] = run.elapsed()
+    if improved:
+        atomic_save(ckpt, run.out_dir / "best.pt")
+    if due:
+        atomic_save(ckpt, run.out_dir / "last.pt")
+        run.saved_epoch = epoch
+
+
+def interrupt(run: Run, tracker: Any, stop: StopRequest) -> None:
+    """End the run for a signal: tracking marked KILLED, :class:`InterruptedRun` raised."""
+    kept = (
+        f"last.pt holds epoch {run.saved_epoch}: continue with --resume"
+        if run.saved_epoch
+        else "no checkpoint was written yet"
+    )
+    why = stop.name or "a signal to another rank"
+    run.log(f"stopped by {why}; {kept}", always=True)
+    tracker.finish("KILLED")  # not FAILED: --resume reopens the same run
+    raise InterruptedRun(f"{run.out_dir}: stopped by {why}; {kept}", stop.signum or SIGTERM)
+
+
+def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
+    """summary.json (numbers), run_info.json, curves.png; artifacts and model when complete."""
+    from skelact.report import plot_training_curves, run_title
+
+    cfg, out_dir, records = run.cfg, run.out_dir, run.records
+    completed = epoch >= cfg.epochs
+    seconds = run.elapsed()
+    final = next((r for r in reversed(records) if r.get("val_top1") is not None), {})
+    facts = run_facts(run)
+    result = TrainResult(
+        out_dir=str(out_dir), model=cfg.model, completed=completed, last_epoch=epoch,
+        epochs=cfg.epochs, best_top1=run.best.get("top1"), best_top5=run.best.get("top5"),
+        best_epoch=run.best.get("epoch"), final_top1=final.get("val_top1"),
+        final_top5=final.get("val_top5"), final_loss=records[-1]["loss"] if records else None,
+        effective_batch_size=cfg.batch_size, per_rank_batch_size=run.per_rank,
+        world_size=run.env.world_size, lr=run.lr, base_lr=facts["base_lr"],
+        num_classes=run.num_classes, num_train=facts["num_train"], num_val=facts["num_val"],
+        seed=cfg.seed, device=str(run.device), seconds=seconds, mlflow_run_id=run.run_id,
+        benchmark=run.benchmark,
+    )  # fmt: skip
+    if run.env.is_main:
+        result.files = {Path(n).stem: str(out_dir / n) for n in RUN_FILES}
+        if records:
+            plot_training_curves(records, out_dir / "curves.png",
+                                 run_title(cfg.model, run.benchmark, cfg.seed))  # fmt: skip
+        atomic_write_text(out_dir / "summary.json", _json(result.metrics()))
+        atomic_write_text(out_dir / "run_info.json", _json(result.info()))
+        tracker.log_metrics({"best_top1": result.best_top1, "best_epoch": result.best_epoch,
+                             "train_seconds": seconds})  # fmt: skip
+        if completed:
+            for key, path in result.files.items():
+                if key != "last" and Path(path).is_file():  # last.pt equals best.pt or is stale
+                    tracker.log_artifact(path)
+            example = run.val_sampler(run.val_set, np.arange(min(2, len(run.val_set))))
+            tracker.log_model(run.model, input_example=example.cpu().numpy(), name=cfg.model)
+            run.log(f"done: best val top1 {result.best_top1} at epoch {result.best_epoch}, "
+                    f"{seconds:.1f} s -> {out_dir}", always=True)  # fmt: skip
+        else:
+            run.log(f"stopped after epoch {epoch} (resume with --resume)", always=True)
+            tracker.finish("KILLED")  # not FINISHED: --resume reopens the same run
+    D.barrier(run.env)
+    return result
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, well mixed (NumPy's SeedSequence)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0]) >> 1
+@contextlib.contextmanager
+def _output_folder(out_dir: Path, env: D.DistEnv):
+    """Rank 0 holds the folder's lock for the whole run and first clears dead writers' temps."""
+    if not env.is_main:
+        yield
+        return
+    with output_lock(out_dir, "train"):
+        remove_stale_temps(out_dir)
+        yield
 
 
-def set_execution_mode(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
-    """Threads, deterministic kernels, cuDNN flags. Returns the previous values to restore."""
-    prev = {
-        "threads": torch.get_num_threads(),
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+def _announce_stop(stop: StopRequest) -> None:
+    print(f"{stop.name} received: stopping at the next step, keeping last.pt (send it again to "
+          f"stop at once)", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _config_dict(run: Run) -> dict[str, Any]:
+    """The resolved config, with the benchmark filled in (the MLflow param equals the tag)."""
+    return {**run.cfg.to_dict(), "benchmark": run.benchmark}
+
+
+def run_facts(run: Run) -> dict[str, Any]:
+    """What the run derived from its config and its environment."""
+    return {
+        "effective_batch_size": run.cfg.batch_size,
+        "per_rank_batch_size": run.per_rank,
+        "world_size": run.env.world_size,
+        "effective_lr": run.lr,
+        "base_lr": float(run.cfg.lr),
+        "num_classes": run.num_classes,
+        "num_train": len(run.train_set),
+        "num_val": len(run.val_set),
+        "device": str(run.device),
     }
-    threads = cfg.threads or (1 if cfg.deterministic and device.type == "cpu" else None)
-    if threads:
-        torch.set_num_threads(int(threads))
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # On CUDA a few backward kernels (max pooling) have no deterministic version: warn there
-        # rather than refuse to train; on CPU everything used is deterministic, so be strict.
-        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    return prev
 
 
-def restore_execution_mode(prev: dict[str, Any]) -> None:
-    torch.set_num_threads(prev["threads"])
-    torch.use_deterministic_algorithms(prev["deterministic"], warn_only=prev["warn_only"])
-    torch.backends.cudnn.benchmark = prev["cudnn_benchmark"]
-    torch.backends.cudnn.deterministic = prev["cudnn_deterministic"]
+def _tags(run: Run) -> dict[str, Any]:
+    return {"model": run.cfg.model, "benchmark": run.benchmark, "seed": run.cfg.seed,
+            "device": str(run.device), "world_size": run.env.world_size}  # fmt: skip
+
+
+def _run_name(run: Run) -> str:
+    """A readable default, so that `mlflow ui` lists "hcn-xsub-seed0", not a random name."""
+    parts = (run.cfg.model, run.benchmark, f"seed{run.cfg.seed}")
+    return run.cfg.run_name or "-".join(str(p) for p in parts if p)
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+
+
+def _log_training_data(
+    tracker: Any, *, path: str, split: str, num_samples: int, context: str
+) -> None:
+    """Log a data file as an MLflow dataset input (digest, source, split, sample count).
+
+    Called only when tracking is on (the digest reads the whole file once). Guarded until the
+    tracking module's ``log_input_dataset`` is merged.
+    """
+    if not hasattr(tracker, "log_input_dataset"):
+        return
+    tracker.log_input_dataset(path=path, digest=_file_digest(path), split=split,
+                              num_samples=num_samples, context=context)  # fmt: skip
 
 
 def guess_benchmark(path: str, split: str | None) -> str | None:
@@ -129,390 +653,3 @@ def guess_benchmark(path: str, split: str | None) -> str | None:
         return split.rsplit("_", 1)[0]
     parent = Path(path).parent.name
     return parent or None
-
-
-def read_metrics_log(path: Path, upto_epoch: int | None = None) -> list[dict]:
-    """Records of ``metrics.jsonl`` (optionally only epochs <= upto_epoch)."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            if upto_epoch is None or rec["epoch"] <= upto_epoch:
-                records.append(rec)
-    return records
-
-
-def write_history(records: list[dict], out_dir: Path) -> None:
-    """metrics.jsonl and history.csv (for DVC plots) from the full list of epoch records."""
-    atomic_write_text(
-        out_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    )
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    cols = ["epoch", "loss", "lr", "val_top1", "val_top5", "samples_per_s"]
-    w.writerow(cols)
-    for r in records:
-        w.writerow(["" if r.get(c) is None else r[c] for c in cols])
-    atomic_write_text(out_dir / "history.csv", buf.getvalue())
-
-
-def plot_curves(records: list[dict], path: Path, title: str) -> None:
-    """Training loss and val top-1 per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot([r["epoch"] for r in records], [r["loss"] for r in records], marker=".")
-    a.set_xlabel("epoch")
-    a.set_ylabel("train loss")
-    val = [r for r in records if r.get("val_top1") is not None]
-    b.plot([r["epoch"] for r in val], [r["val_top1"] for r in val], marker="o", label="top-1")
-    b.plot([r["epoch"] for r in val], [r["val_top5"] for r in val], marker="o", label="top-5")
-    b.set_xlabel("epoch")
-    b.set_ylabel("val accuracy")
-    b.set_ylim(0, 1)
-    b.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-
-
-def _check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
-    diffs = [
-        f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(cfg, k)!r}"
-        for k in TRAJECTORY_FIELDS
-        if k in saved and saved.get(k) != getattr(cfg, k)
-    ]
-    if diffs:
-        raise ValueError(
-            f"cannot resume from {path}: the run was started with other settings ("
-            + "; ".join(diffs)
-            + "). Use the same options, or a new --out-dir."
-        )
-
-
-# ----------------------------------------------------------------------------- train
-
-
-def train(config: TrainConfig) -> TrainResult:
-    """Train ``config.model`` as configured; joins the torchrun job when there is one."""
-    cfg = resolve_config(config)
-    if cfg.seed < 0:
-        raise ValueError(f"seed must be >= 0, not {cfg.seed}")
-    was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
-    env, device = D.init_distributed(cfg.device)
-    prev = set_execution_mode(cfg, device)
-    try:
-        return _train(cfg, env, device)
-    finally:
-        restore_execution_mode(prev)
-        if not was_initialized:
-            D.shutdown_distributed(env)
-
-
-def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> TrainResult:
-    from skelact.data.dataset import SkeletonSet
-    from skelact.data.transforms import ClipSampler
-    from skelact.models import build_model
-    from skelact.tracking import open_run
-
-    t_start = time.perf_counter()
-    if device.type != "cuda" and cfg.amp != "none":
-        raise ValueError(f"--amp {cfg.amp} needs a CUDA device (this run uses {device})")
-    if cfg.batch_size % env.world_size:
-        raise ValueError(
-            f"global batch size {cfg.batch_size} is not divisible by the world size "
-            f"{env.world_size}"
-        )
-    out_dir = Path(cfg.out_dir)
-    if env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out_dir, enabled=env.is_main, quiet=cfg.quiet)
-
-    # ---- data: whole sets in memory as ragged arrays (uploaded once when on a GPU)
-    train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split)
-    val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split)
-    num_classes = cfg.num_classes or max(train_set.num_classes, val_set.num_classes)
-    for name, s in (("train", train_set), ("val", val_set)):
-        if s.num_classes > num_classes:
-            raise ValueError(
-                f"{name} data {s.source}: labels go up to {s.num_classes - 1} but num_classes "
-                f"is {num_classes}"
-            )
-    # labels are read from the host copies, before the frames are uploaded
-    train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64, device=device)
-    val_labels = np.asarray(val_set.labels)
-    if device.type == "cuda":
-        train_set, val_set = train_set.to(device), val_set.to(device)
-    train_sampler = ClipSampler(
-        cfg.clip_len, train=True, rotate=cfg.rotate, min_len=cfg.min_len,
-        min_ratio=cfg.train_min_ratio, max_ratio=cfg.train_max_ratio, device=device,
-    )  # fmt: skip
-    val_sampler = ClipSampler(
-        cfg.clip_len, train=False, clip_ratio=cfg.val_clip_ratio, device=device
-    )
-
-    # ---- model, optimizer, schedule (the same initial weights on every rank, by seed)
-    torch.manual_seed(cfg.seed)
-    model = build_model(
-        cfg.model, num_classes=num_classes, clip_len=cfg.clip_len,
-        num_persons=train_set.num_persons, num_joints=train_set.num_joints,
-        in_channels=train_set.num_channels, **cfg.model_options,
-    ).to(device)  # fmt: skip
-    lr = effective_lr(cfg)
-    base_lr = float(cfg.lr)
-    optimizer = build_optimizer(model, cfg, lr)
-    scheduler = build_scheduler(optimizer, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
-
-    # ---- resume
-    start_epoch, best, run_id, records, past_seconds = 0, {}, None, [], 0.0
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if cfg.resume and last_path.is_file():
-        ckpt = load_own_checkpoint(last_path)
-        _check_resume_config(ckpt.get("config") or {}, cfg, last_path)
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        restore_rng_state(ckpt["rng"])
-        start_epoch, best = int(ckpt["epoch"]), dict(ckpt.get("best") or {})
-        run_id, past_seconds = ckpt.get("mlflow_run_id"), float(ckpt.get("train_seconds", 0.0))
-        saved_world = int(ckpt.get("world_size", env.world_size))
-        records = read_metrics_log(out_dir / "metrics.jsonl", upto_epoch=start_epoch)
-        log(f"resuming from {last_path} after epoch {start_epoch}", always=True)
-        if saved_world != env.world_size:
-            log(
-                f"warning: checkpoint was written with world size {saved_world}, now "
-                f"{env.world_size}: the data order per rank differs from the original run"
-            )
-    elif cfg.resume:
-        log(f"--resume: no {last_path} yet, starting from scratch", always=True)
-
-    # ---- parallel wrappers (the bare `model` is what gets evaluated and saved)
-    train_model: torch.nn.Module = model
-    if env.distributed:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-
-    per_rank = cfg.batch_size // env.world_size
-    val_per_rank = max(1, (cfg.val_batch_size or 2 * cfg.batch_size) // env.world_size)
-    run_facts = {
-        "effective_batch_size": cfg.batch_size,
-        "per_rank_batch_size": per_rank,
-        "world_size": env.world_size,
-        "effective_lr": lr,
-        "base_lr": base_lr,
-        "num_classes": num_classes,
-        "num_train": len(train_set),
-        "num_val": len(val_set),
-        "device": str(device),
-    }
-    log(
-        f"{cfg.model}: seed {cfg.seed}, {len(train_set)} train / {len(val_set)} val samples, "
-        f"{num_classes} classes | global batch {cfg.batch_size} = {per_rank}/rank x "
-        f"{env.world_size} rank(s) | lr {lr:g} (base {base_lr:g} at batch {cfg.base_batch_size}"
-        f", linear scaling {'on' if cfg.scale_lr else 'off'}) | {cfg.optimizer}, "
-        f"{cfg.epochs} epochs, steps {cfg.lr_steps} | device {device}, amp {cfg.amp}, "
-        f"compile {cfg.compile}, deterministic {cfg.deterministic}",
-        always=True,
-    )
-    if env.is_main:
-        atomic_write_text(
-            out_dir / "config.json",
-            json.dumps({"config": cfg.to_dict(), **run_facts}, indent=2, sort_keys=True) + "\n",
-        )
-
-    tags = {
-        "model": cfg.model,
-        "benchmark": cfg.benchmark or guess_benchmark(cfg.train_path, cfg.train_split),
-        "seed": cfg.seed,
-        "device": str(device),
-        "world_size": env.world_size,
-    }
-    # A readable default run name, so that `mlflow ui` lists "hcn-xsub-seed0", not a random one.
-    run_name = cfg.run_name or "-".join(
-        str(p) for p in (cfg.model, tags["benchmark"], f"seed{cfg.seed}") if p
-    )
-    with open_run(
-        enabled=cfg.track and env.is_main, experiment=cfg.experiment, run_name=run_name,
-        tracking_uri=cfg.tracking_uri, run_id=run_id, tags=tags,
-    ) as tracker:  # fmt: skip
-        run_id = tracker.run_id
-        if start_epoch == 0:
-            tracker.log_params({**cfg.to_dict(), **run_facts})
-        tracker.log_artifact(str(out_dir / "config.json"))
-
-        epoch = start_epoch
-        completed = start_epoch >= cfg.epochs
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            # ---- one epoch of training
-            t0 = time.perf_counter()
-            train_model.train()
-            torch.manual_seed(derived_seed(cfg.seed, epoch, 2, env.rank))  # dropout etc.
-            order = np.random.default_rng([cfg.seed, epoch, 0]).permutation(len(train_set))
-            steps = D.batches(D.train_shard(order, env), per_rank, train=True)
-            aug_rng = np.random.default_rng([cfg.seed, epoch, 1, env.rank])
-            lr_now = scheduler.get_last_lr()[0]
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            seen, shown = 0, None
-            sync_every = max(1, len(steps) // 50)
-            with EpochProgress(
-                enabled=env.is_main and not cfg.quiet, epoch=epoch, epochs=cfg.epochs,
-                steps=len(steps),
-            ) as bar:  # fmt: skip
-                for step, idx in enumerate(steps):
-                    x = train_sampler(train_set, idx, aug_rng)  # data
-                    y = train_labels[torch.from_numpy(idx).to(device)]
-                    with autocast_context(device, cfg.amp):
-                        logits = train_model(x)  # forward
-                    loss = F.cross_entropy(logits.float(), y)  # loss
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()  # backward
-                    scaler.step(optimizer)  # step
-                    scaler.update()
-                    loss_sum += loss.detach().double() * len(idx)
-                    seen += len(idx)
-                    if bar.active and (step % sync_every == 0 or step == len(steps) - 1):
-                        shown = float(loss.detach())
-                    bar.update(step + 1, seen * env.world_size, shown)
-            scheduler.step()
-            loss_total, n_total = D.all_reduce_sum([float(loss_sum), seen], env, device)
-            train_seconds = time.perf_counter() - t0
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": loss_total / max(n_total, 1),
-                "lr": lr_now,
-                "samples_per_s": n_total / max(train_seconds, 1e-9),
-                "epoch_seconds": train_seconds,
-                "val_top1": None,
-                "val_top5": None,
-                "val_loss": None,
-            }
-            if not math.isfinite(record["loss"]):
-                raise FloatingPointError(f"training loss became {record['loss']} in epoch {epoch}")
-
-            # ---- validation (every val_interval epochs and at the last one)
-            if epoch % cfg.val_interval == 0 or epoch == cfg.epochs:
-                t1 = time.perf_counter()
-                if env.distributed:  # evaluate rank 0's BatchNorm statistics everywhere
-                    for buf in model.buffers():
-                        torch.distributed.broadcast(buf, src=0)
-                shard = D.eval_shard(len(val_set), env)
-                logits_np = infer(model, val_set, val_sampler, shard, val_per_rank, device, cfg.amp)
-                labels_np = val_labels[shard]
-                c1, c5 = topk_correct(logits_np, labels_np, (1, 5)) if len(shard) else (0, 0)
-                vloss = float(F.cross_entropy(torch.from_numpy(logits_np).double(),
-                                              torch.from_numpy(labels_np), reduction="sum")
-                              ) if len(shard) else 0.0  # fmt: skip
-                c1, c5, vloss, nv = D.all_reduce_sum([c1, c5, vloss, len(shard)], env, device)
-                record.update(val_top1=c1 / nv, val_top5=c5 / nv, val_loss=vloss / nv,
-                              val_seconds=time.perf_counter() - t1)  # fmt: skip
-                if not best or record["val_top1"] > best["top1"]:
-                    best = {"top1": record["val_top1"], "top5": record["val_top5"],
-                            "epoch": epoch}  # fmt: skip
-                    improved = True
-                else:
-                    improved = False
-            else:
-                improved = False
-            records.append(record)
-
-            # ---- log and checkpoint (rank 0 only)
-            elapsed = past_seconds + time.perf_counter() - t_start
-            if env.is_main:
-                write_history(records, out_dir)
-                msg = (
-                    f"epoch {epoch}/{cfg.epochs} loss {record['loss']:.4f} lr {lr_now:.3g} "
-                    f"{record['samples_per_s']:,.0f} samples/s"
-                )
-                if record["val_top1"] is not None:
-                    msg += f" | val top1 {record['val_top1']:.4f} top5 {record['val_top5']:.4f}" + (
-                        " (best)" if improved else ""
-                    )
-                log(msg)
-                tracker.log_metrics(
-                    {k: v for k, v in record.items() if v is not None and k != "epoch"},
-                    step=epoch,
-                )
-                ckpt = make_checkpoint(
-                    model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch,
-                    config=cfg.to_dict(), best=best, mlflow_run_id=run_id,
-                )  # fmt: skip
-                ckpt["world_size"] = env.world_size
-                ckpt["train_seconds"] = elapsed
-                if improved:
-                    atomic_save(ckpt, best_path)
-                if (
-                    epoch % cfg.checkpoint_interval == 0
-                    or epoch == cfg.epochs
-                    or (cfg.stop_after_epoch == epoch)
-                ):
-                    atomic_save(ckpt, last_path)
-            if epoch == cfg.epochs:
-                completed = True
-            if cfg.stop_after_epoch is not None and epoch >= cfg.stop_after_epoch:
-                break
-
-        # ---- summary and artifacts
-        seconds = past_seconds + time.perf_counter() - t_start
-        final = next((r for r in reversed(records) if r.get("val_top1") is not None), {})
-        result = TrainResult(
-            out_dir=str(out_dir), model=cfg.model, completed=completed, last_epoch=epoch,
-            epochs=cfg.epochs, best_top1=best.get("top1"), best_top5=best.get("top5"),
-            best_epoch=best.get("epoch"), final_top1=final.get("val_top1"),
-            final_top5=final.get("val_top5"),
-            final_loss=records[-1]["loss"] if records else None,
-            effective_batch_size=cfg.batch_size, per_rank_batch_size=per_rank,
-            world_size=env.world_size, lr=lr, base_lr=base_lr, num_classes=num_classes,
-            num_train=len(train_set), num_val=len(val_set), seed=cfg.seed, device=str(device),
-            seconds=seconds, mlflow_run_id=run_id,
-        )  # fmt: skip
-        if env.is_main:
-            files = {
-                k: str(out_dir / f)
-                for k, f in (
-                    ("last", "last.pt"),
-                    ("best", "best.pt"),
-                    ("metrics", "metrics.jsonl"),
-                    ("history", "history.csv"),
-                    ("summary", "summary.json"),
-                    ("config", "config.json"),
-                    ("curves", "curves.png"),
-                    ("log", "train.log"),
-                )
-            }
-            result.files = files
-            if records:
-                plot_curves(records, out_dir / "curves.png", f"{cfg.model} seed {cfg.seed}")
-            atomic_write_text(
-                out_dir / "summary.json",
-                json.dumps(asdict(result), indent=2, sort_keys=True) + "\n",
-            )
-            tracker.log_metrics({"best_top1": result.best_top1, "best_epoch": result.best_epoch,
-                                 "train_seconds": seconds})  # fmt: skip
-            if completed:
-                for key in ("metrics", "history", "summary", "curves", "best", "log"):
-                    if Path(files[key]).is_file():
-                        tracker.log_artifact(files[key])
-                example = val_sampler(val_set, np.arange(min(2, len(val_set))))
-                tracker.log_model(model, input_example=example.cpu().numpy())
-                log(
-                    f"done: best val top1 {result.best_top1} at epoch {result.best_epoch}, "
-                    f"{seconds:.1f} s -> {out_dir}",
-                    always=True,
-                )
-            else:
-                log(f"stopped after epoch {epoch} (resume with --resume)", always=True)
-                tracker.finish("KILLED")  # not FINISHED: --resume reopens the same run
-        D.barrier(env)
-        return result
