@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -336,3 +337,25 @@ def test_quiet_keeps_mlflows_info_lines_off_the_terminal(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "INFO" not in done.stderr and "View run" not in done.stderr, done.stderr
     assert _client(uri).get_run(done.stdout.strip()).info.status == "FINISHED"
+
+
+def test_a_store_failing_mid_run_never_fails_the_stage(store, tmp_path):
+    """The database becomes unusable after the start: every call returns, each kind warns once."""
+    db = tmp_path / "flaky.db"
+    shutil.copy(store[len("sqlite:///") :], db)  # a ready schema: no migrations to wait for
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_run(enabled=True, experiment="skelact/test-flaky", system_metrics=False,
+                      tracking_uri=f"sqlite:///{db}") as tracker:  # fmt: skip
+            tracker.log_metrics({"loss": 1.0}, step=1)
+            tracker.flush()
+            started = time.perf_counter()
+            (tmp_path / "garbage").write_bytes(b"not a database" * 100)
+            os.replace(tmp_path / "garbage", db)
+            for step in range(2, 5):
+                tracker.log_metrics({"loss": 1.0}, step=step)
+            tracker.set_tags({"a": "b"})
+    failures = [str(w.message) for w in caught if "training continues" in str(w.message)]
+    assert len(failures) == 2 and "flush failed" in failures[0], failures
+    assert "finish failed" in failures[1]
+    assert time.perf_counter() - started < 20
