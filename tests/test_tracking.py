@@ -188,7 +188,6 @@ def test_logging_failures_warn_once_and_never_raise(store, tmp_path):
         messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
         assert len(messages) == 1 and "log_artifact failed" in messages[0]
         assert "training continues" in messages[0]
-        assert tracker.warnings_seen == {"log_artifact"}
         tracker.log_metrics({"loss": 0.5}, step=1)  # other kinds of logging still work
     assert _client(store).get_run(tracker.run_id).data.metrics["loss"] == 0.5
 
@@ -198,13 +197,17 @@ def test_log_model_is_named_after_the_model(store):
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 5 * 2, 7))
     example = np.random.default_rng(0).standard_normal((1, 3, 4, 5, 2)).astype(np.float32)
-    with _open(store, "skelact/test-model", tags={"model": "hcn"}) as tracker:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        _open(store, "skelact/test-model", tags={"model": "hcn"}) as tracker,
+    ):
+        warnings.simplefilter("always")
         model.train()
         started = time.perf_counter()
         tracker.log_model(model, example)
         seconds = time.perf_counter() - started
         assert model.training  # the caller's module is untouched
-        assert not tracker.warnings_seen
+    assert not [w for w in caught if "failed for run" in str(w.message)]
     logged = mlflow.search_logged_models(
         experiment_ids=[tracker.experiment_id], output_format="list"
     )
