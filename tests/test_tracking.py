@@ -124,8 +124,10 @@ def test_resume_continues_the_same_run(store, monkeypatch):
         assert again.run_id == run_id
         assert _client(store).get_run(run_id).info.status == "RUNNING"
         again.log_params({"epochs": 4})  # same value again: accepted silently
-        with pytest.warns(RuntimeWarning, match="not overwritten"):
+        again.flush()
+        with pytest.warns(RuntimeWarning, match="flush failed.*epochs"):
             again.log_params({"epochs": 8})
+            again.flush()
         again.log_metrics({"loss": 1.0}, step=2)
     client = _client(store)
     runs = client.search_runs([client.get_run(run_id).info.experiment_id])
@@ -134,7 +136,6 @@ def test_resume_continues_the_same_run(store, monkeypatch):
     assert run.info.status == "FINISHED"
     assert run.data.params["epochs"] == "4"
     assert run.data.tags["skelact.resumed"] == "true"
-    assert run.data.tags["param_changed.epochs"] == "4 -> 8"
     assert run.data.tags["dvc.stage"] == "train@hcn-xsub-0"
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
 

@@ -220,21 +220,11 @@ class Tracker(NullTracker):
             self._pending.append(self._client.log_batch(self.run_id, **entities, synchronous=False))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log (nested) params. MLflow params are immutable: on a resumed run a changed value keeps
-        the first one, and the change is warned about and tagged ``param_changed.<key>``."""
+        """Log (nested) params. They are immutable in MLflow: logging the same value again (a
+        resumed run) is accepted, a different one is refused (warned about; the first stays)."""
         from mlflow.entities import Param
 
-        flat = flatten_params(params)
-        with self._guard("log_params"):
-            logged = self._client.get_run(self.run_id).data.params
-            changed = {k: f"{logged[k]} -> {v}" for k, v in flat.items() if logged.get(k, v) != v}
-            if changed:
-                self.set_tags({f"param_changed.{k}": v[:5000] for k, v in changed.items()})
-                warnings.warn(f"run {self.run_id}: parameters differ from the logged ones and "
-                              f"were not overwritten: {sorted(changed)}", RuntimeWarning,
-                              stacklevel=2)  # fmt: skip
-            if new := [Param(k, v) for k, v in flat.items() if k not in logged]:
-                self._batch("log_params", params=new)
+        self._batch("log_params", params=[Param(k, v) for k, v in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log the numbers among ``metrics`` (None, bools and others are skipped)."""
