@@ -196,11 +196,11 @@ class Tracker(NullTracker):
         self._warned: set[str] = set()
         self._monitor = None
         if system_metrics and owns_run:
-            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+            with self._guard("system_metrics"):  # needs psutil, which MLflow does not require
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-            with self._guard("system_metrics"):
                 self._monitor = SystemMetricsMonitor(self.run_id, tracking_uri=self.tracking_uri,
-                                                     resume_logging=bool(run.data.metrics))
+                                                     resume_logging=True)  # new run: step 0
                 self._monitor.start()
 
     @contextlib.contextmanager
