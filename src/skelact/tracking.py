@@ -349,11 +349,14 @@ def _experiment_id(client: Any, name: str) -> str:
 
 
 def _existing_run(client: Any, run_id: str | None) -> Any:
-    with contextlib.suppress(Exception):
-        return client.get_run(run_id) if run_id else None
-    warnings.warn(f"MLflow run {run_id} not found at {client.tracking_uri}; starting a new run "
-                  f"instead", RuntimeWarning, stacklevel=3)  # fmt: skip
-    return None
+    if not run_id:
+        return None
+    try:
+        return client.get_run(run_id)
+    except Exception:
+        warnings.warn(f"MLflow run {run_id} not found at {client.tracking_uri}; starting a new "
+                      f"run instead", RuntimeWarning, stacklevel=3)  # fmt: skip
+        return None
 
 
 def _tags(tags: Mapping[str, Any] | None, run: Any = None, prefix: str = "") -> dict[str, str]:
