@@ -1,37 +1,21 @@
-"""Experiment tracking with MLflow, behind a small interface that cannot break a training run.
+"""Experiment tracking with MLflow's client API, behind a tracker that cannot break a run.
 
-Why a wrapper instead of calling ``mlflow`` directly from the engine:
+This is the one module that imports MLflow (slow to import; a disabled tracker never does). It
+keeps two promises: a *wrong* tracking URI is a one-line :class:`TrackingError` before training
+starts, and a store that is merely slow or flaky later never fails a stage (metrics, params and
+tags go through MLflow's asynchronous queue; each kind of call that fails warns once).
 
-* one module owns the MLflow import (it is slow to import and optional at run time: a disabled
-  tracker never imports it);
-* a *wrong* tracking URI (typo in the scheme, unwritable SQLite folder, server that does not answer)
-  must be a clear error *before* hours of training start, whereas a backend that is merely slow or
-  flaky later on must never make a stage fail: every logging call after the start is guarded, the
-  first failure of each kind is reported once as a warning and training goes on;
-* metrics and params are logged asynchronously (MLflow's async queue), so a slow server does not
-  slow down the training loop;
-* a resumed training continues the *same* MLflow run (the engine stores ``run_id`` in its
-  checkpoints) and a crash marks the run FAILED instead of leaving it RUNNING forever;
-* the default SQLite store and its artifact folder sit in the project root, also when DVC runs the
-  stage inside a temporary experiment workspace (``dvc exp run --queue``), where the working
-  directory is thrown away afterwards.
-
-Usage::
-
-    with open_run(enabled=True, experiment="skelact/ntu60-xsub", run_name="hcn-s0",
-                  tags={"model": "hcn"}) as tracker:
-        tracker.log_params(config_dict)
-        for epoch in ...:
-            tracker.log_metrics({"loss": loss}, step=epoch)
-        tracker.log_artifact("runs/hcn/best.pt")
-        tracker.log_model(model, input_example)
+Every call names its run id (``MlflowClient``): evaluation adds to a training run that has
+already ended, and must neither reopen nor re-terminate it, so the run's status and duration stay
+the training's. A resumed training continues its run (the engine keeps ``run_id`` in its
+checkpoints); a crash marks the run FAILED, an interruption KILLED.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -40,323 +24,129 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-__all__ = [
-    "TrackingError",
-    "Tracker",
-    "NullTracker",
-    "open_run",
-    "open_eval_run",
-    "check_tracking_uri",
-    "resolve_tracking_uri",
-    "default_tracking_uri",
-    "project_root",
-    "flatten_params",
-]
+from skelact.errors import InterruptedRun, SkelactError
 
-_log = logging.getLogger(__name__)
+__all__ = ["TrackingError", "Tracker", "NullTracker", "open_run", "open_eval_run",
+           "check_tracking_uri", "resolve_tracking_uri", "default_tracking_uri", "project_root",
+           "default_tags", "flatten_params"]  # fmt: skip
 
-ENV_URI = "MLFLOW_TRACKING_URI"
-# Database back ends MLflow's SQLAlchemy store accepts (optionally with a "+driver" suffix).
-_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-_HTTP_SCHEMES = ("http", "https")
-_OTHER_SCHEMES = ("file", "databricks", "databricks-uc", "uc")
-# A parameter value longer than this is rejected by MLflow; longer values are truncated (and said).
-_MAX_PARAM_LEN = 6000
+PathLike = str | os.PathLike[str]
+_MARKERS = ("dvc.yaml", ".dvc", ".git")  # what makes a folder the project root
+_MAX_PARAM_LEN = 6000  # MLflow refuses longer parameter values
+_MAX_DIGEST_LEN = 36  # the width of MLflow's dataset digest column
+_PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
-class TrackingError(RuntimeError):
-    """The tracking back end cannot be used at all (raised at start, never during training)."""
+class TrackingError(SkelactError):
+    """The tracking store cannot be used at all (raised at start, never during training)."""
 
 
-# --------------------------------------------------------------------------------------------
-# URIs
-# --------------------------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
-def project_root(start: str | os.PathLike[str] | None = None) -> Path:
-    """The folder that should hold ``mlflow.db``.
-
-    ``DVC_ROOT`` wins: DVC sets it for every stage command and, for queued/temporary experiments,
-    points it at the *original* repository rather than the throw-away workspace. Otherwise the
-    nearest parent of ``start`` (default: cwd) that holds ``dvc.yaml``, ``params.yaml`` or ``.dvc``;
-    otherwise ``start`` itself.
-    """
-    env_root = os.environ.get("DVC_ROOT")
-    if env_root:
-        return Path(env_root).resolve()
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if any((folder / marker).exists() for marker in ("dvc.yaml", "params.yaml", ".dvc")):
-            return folder
-    return here
+# -- where runs go -----------------------------------------------------------------------------
 
 
-def default_tracking_uri(root: str | os.PathLike[str] | None = None) -> str:
+def project_root() -> Path:
+    """``DVC_ROOT`` (DVC sets it, also for queued experiments running in a throw-away copy), else
+    the nearest folder upward from cwd holding ``dvc.yaml``, ``.dvc`` or ``.git``, else cwd."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    marked = (d for d in (here, *here.parents) if any((d / m).exists() for m in _MARKERS))
+    return next(marked, here)
+
+
+def default_tracking_uri() -> str:
     """``sqlite:///<project root>/mlflow.db``: an embedded real database, nothing to run."""
-    path = (Path(root) if root is not None else project_root()).resolve() / "mlflow.db"
-    return "sqlite:///" + path.as_posix()
+    return "sqlite:///" + (project_root() / "mlflow.db").as_posix()
 
 
 def resolve_tracking_uri(configured: str | None = None) -> str:
-    """Pick the URI: env ``MLFLOW_TRACKING_URI``, else ``configured`` (CLI/config), else
-    ``tracking.uri`` of the project's params.yaml, else ``sqlite:///<project root>/mlflow.db``.
+    """Env ``MLFLOW_TRACKING_URI``, else ``configured`` (the caller's setting), else the default.
 
-    The environment wins so that CI, a cluster job or a teammate can redirect any run to another
-    server without editing the versioned ``params.yaml`` (which would invalidate DVC's cache).
+    The environment wins so that CI, a cluster job or a teammate can redirect any run without
+    editing the versioned ``params.yaml`` (which would invalidate DVC's cache).
     """
-    env = os.environ.get(ENV_URI, "").strip()
-    if env:
-        return env
-    if configured is not None and str(configured).strip():
-        return str(configured).strip()
-    from_params = _params_uri()
-    if from_params:
-        return from_params
+    for uri in (os.environ.get("MLFLOW_TRACKING_URI"), configured):
+        if uri and str(uri).strip():
+            return str(uri).strip()
     return default_tracking_uri()
 
 
-def _params_uri() -> str | None:
-    """``tracking.uri`` of the project's params.yaml, so every stage (train, test, ...) agrees.
-
-    A params file that cannot be read is ignored here: the stages that own it report that.
-    """
-    path = project_root() / "params.yaml"
-    if not path.is_file():
-        return None
-    try:
-        from skelact.config import load_params
-
-        return load_params(path).tracking.uri
-    except Exception:
-        return None
-
-
-def _scheme(uri: str) -> str:
-    parsed = urlparse(uri)
-    # A Windows drive letter or a bare path has no (or a one-letter) scheme: a local folder.
-    return parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The file of a ``sqlite:///`` URI, or None for an in-memory database."""
-    rest = uri.split(":", 1)[1]
-    if not rest.startswith("///"):
-        raise TrackingError(
-            f"tracking URI {uri!r}: a SQLite URI needs three slashes and a path, e.g. "
-            f"'sqlite:///mlflow.db' (relative) or 'sqlite:////abs/path/mlflow.db' (absolute)"
-        )
-    path = rest[3:].split("?", 1)[0]
-    if path in ("", ":memory:"):
-        return None
-    return Path(path)
-
-
 @contextlib.contextmanager
-def _fast_http_env() -> Iterator[None]:
-    """Make the start-up probe fail within seconds instead of MLflow's minutes of retries."""
-    saved = {k: os.environ.get(k) for k in _FAST_HTTP}
-    os.environ.update(_FAST_HTTP)
+def _fail_fast() -> Iterator[None]:
+    """No HTTP retries, a short timeout and one database connection attempt (MLflow alone
+    retries an unopenable SQLite file for about 100 s)."""
+    from mlflow.store.db import utils as db_utils
+
+    saved_env, saved_retries = {k: os.environ.get(k) for k in _PROBE_ENV}, db_utils.MAX_RETRY_COUNT
+    os.environ.update(_PROBE_ENV)
+    db_utils.MAX_RETRY_COUNT = 1
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-_FAST_HTTP = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-}
-
-
-def _probe_sqlite(uri: str, path: Path) -> None:
-    """Open the SQLite file once, directly (MLflow retries a bad file for about 100 s)."""
-    import sqlite3
-
-    if path.is_dir():
-        raise TrackingError(f"tracking URI {uri!r}: {path} is a folder, not a database file")
-    folder = path.resolve().parent
-    # MLflow creates missing parent folders of a SQLite file; allow that where it can work.
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise TrackingError(
-            f"tracking URI {uri!r}: cannot create the database in {folder} "
-            f"({existing or folder} is not a writable folder)"
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=5)
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-            conn.execute("BEGIN IMMEDIATE")  # proves the file can be written (and is not locked)
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-    except (OSError, sqlite3.Error) as exc:
-        raise TrackingError(
-            f"tracking URI {uri!r}: {path} cannot be opened for writing as a SQLite database: {exc}"
-        ) from exc
-
-
-def _probe_database(uri: str) -> None:
-    """Connect once to a database server with a short timeout (MLflow itself retries ~100 s)."""
-    try:
-        import sqlalchemy
-    except ImportError as exc:  # pragma: no cover - mlflow depends on sqlalchemy
-        raise TrackingError(f"tracking URI {uri!r} needs sqlalchemy: {exc}") from exc
-    base = _scheme(uri).split("+", 1)[0]
-    connect_args = {"timeout": 5} if base == "mssql" else {"connect_timeout": 5}
-    try:
-        engine = sqlalchemy.create_engine(uri, connect_args=connect_args)
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
-    except ModuleNotFoundError as exc:
-        raise TrackingError(
-            f"tracking URI {uri!r}: the database driver is not installed ({exc.name}); "
-            f"e.g. `pip install psycopg2-binary` (PostgreSQL) or `pymysql` (MySQL)"
-        ) from exc
-    except Exception as exc:
-        raise TrackingError(
-            f"tracking URI {uri!r}: cannot connect to the database: "
-            f"{' '.join(str(exc).split())[:300]}"
-        ) from exc
+        db_utils.MAX_RETRY_COUNT = saved_retries
+        for key, value in saved_env.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
 def check_tracking_uri(uri: str) -> str:
-    """Prove that ``uri`` is a usable tracking back end, or raise :class:`TrackingError`.
-
-    Checks, in order of cost: the scheme is one MLflow knows; a SQLite file's folder exists and is
-    writable (and the file, if present, is a database MLflow can open); a server answers within
-    a few seconds (no retries). Returns the URI (normalised: a bare path becomes ``file:``).
-    """
-    uri = str(uri).strip()
-    if not uri:
-        raise TrackingError("tracking URI is empty")
-    scheme = _scheme(uri)
-    base = scheme.split("+", 1)[0]
-    known = (*_DB_SCHEMES, *_HTTP_SCHEMES, *_OTHER_SCHEMES)
-    if scheme == "":
-        uri = Path(uri).resolve().as_uri()
-        base = "file"
-    elif base not in known:
-        raise TrackingError(
-            f"tracking URI {uri!r}: unknown scheme {scheme!r}; use one of "
-            f"sqlite:///path/mlflow.db, postgresql://user@host/db, http(s)://server:port, "
-            f"or a local folder (file:///path/mlruns)"
-        )
-    if base == "sqlite":
-        path = _sqlite_path(uri)
-        if path is not None:
-            _probe_sqlite(uri, path)
-    elif base in _DB_SCHEMES:
-        _probe_database(uri)
-    elif base == "file":
-        folder = Path(urlparse(uri).path)
-        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if existing is None or not os.access(existing, os.W_OK):
-            raise TrackingError(f"tracking URI {uri!r}: {existing or folder} is not writable")
-
-    # The real probe: open the store and list one experiment.
-    from mlflow.tracking import MlflowClient
+    """Open the store and list one experiment, or raise a one-line :class:`TrackingError`."""
+    from mlflow import MlflowClient
 
     try:
-        with _fast_http_env():
+        with _fail_fast():
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as exc:  # the message of MLflow's own error is kept, shortened
-        detail = " ".join(str(exc).split())[:400]
-        hint = ""
-        if base in _HTTP_SCHEMES:
-            hint = " (is `mlflow server` running there and reachable?)"
-        elif base == "sqlite":
-            hint = " (is the file an MLflow database?)"
-        raise TrackingError(f"tracking URI {uri!r} is not usable{hint}: {detail}") from exc
+    except Exception as exc:
+        raise TrackingError(f"tracking URI {uri!r} is not usable: {_one_line(exc)}") from exc
     return uri
 
 
-# --------------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------------
+# -- what a run records ------------------------------------------------------------------------
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested dicts -> dotted keys, values as strings (MLflow params are flat strings)."""
+    """One rule for every dict: its leaves become dotted keys, e.g. ``decay_mult.backbone.fc7``
+    = ``10.0``; an empty dict has no leaves and logs nothing. Values are ``str()``-ed."""
     flat: dict[str, str] = {}
     for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten_params(value, prefix=f"{name}."))
-            continue
-        text = "None" if value is None else str(value)
-        if len(text) > _MAX_PARAM_LEN:
-            suffix = "...[truncated]"
-            text = text[: _MAX_PARAM_LEN - len(suffix)] + suffix
-        flat[name] = text
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, prefix=f"{prefix}{key}."))
+        else:
+            text = str(value)
+            cut = len(text) > _MAX_PARAM_LEN
+            flat[f"{prefix}{key}"] = text[: _MAX_PARAM_LEN - 14] + "...[truncated]" if cut else text
     return flat
 
 
-def _finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Numbers only (bools and None dropped); NaN/inf are kept: MLflow stores them."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _git_commit(cwd: Path) -> tuple[str | None, bool | None]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-        if commit.returncode != 0:
-            return None, None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return commit.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-
-
 def default_tags() -> dict[str, str]:
-    """Tags every run gets: code version, DVC stage/experiment, library versions."""
+    """Tags of every run: MLflow's (user, source), code version, DVC stage, SLURM job, torch."""
+    from mlflow.tracking.context.registry import resolve_tags
+
     from skelact import __version__
 
-    tags = {"skelact.version": __version__, "python.version": sys.version.split()[0]}
-    commit, dirty = _git_commit(Path.cwd())
-    if commit:
-        tags["git.commit"] = commit
-        tags["mlflow.source.git.commit"] = commit
-        tags["git.dirty"] = str(dirty).lower()
-    for env, tag in (("DVC_STAGE", "dvc.stage"), ("DVC_EXP_NAME", "dvc.exp_name")):
-        if os.environ.get(env):
-            tags[tag] = os.environ[env]
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        tags["torch.version"] = str(torch.__version__)
+    tags = resolve_tags({"skelact.version": __version__, "python.version": sys.version.split()[0]})
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)  # fmt: skip
+        if git.returncode == 0:
+            tags["git.commit"] = tags["mlflow.source.git.commit"] = git.stdout.strip()
+    env = os.environ
+    tags.update({tag: env[var] for var, tag in (("DVC_STAGE", "dvc.stage"),
+                                                ("DVC_EXP_NAME", "dvc.exp_name")) if env.get(var)})
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        tags["slurm_job_id"] = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    elif env.get("SLURM_JOB_ID"):
+        tags["slurm_job_id"] = env["SLURM_JOB_ID"]
+    if "torch" in sys.modules:
+        tags["torch.version"] = str(sys.modules["torch"].__version__)
     return tags
 
 
-# --------------------------------------------------------------------------------------------
-# Trackers
-# --------------------------------------------------------------------------------------------
+# -- trackers ----------------------------------------------------------------------------------
 
 
 class NullTracker:
@@ -370,59 +160,49 @@ class NullTracker:
     def __enter__(self) -> NullTracker:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        return False
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish("FINISHED")
+        else:
+            killed = issubclass(exc_type, KeyboardInterrupt | InterruptedRun)
+            self.finish("KILLED" if killed else "FAILED")
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """No-op."""
-
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """No-op."""
-
-    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """No-op."""
-
-    def log_artifacts(
-        self, folder: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None:
-        """No-op."""
-
-    def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
-        """No-op."""
-
-    def log_model(self, model: Any, input_example: Any, name: str = "model") -> None:
-        """No-op."""
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """No-op."""
-
-    def flush(self) -> None:
-        """No-op."""
-
-    def finish(self, status: str = "FINISHED") -> None:
-        """No-op."""
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None: ...
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def log_artifact(self, path: PathLike, artifact_path: str | None = None) -> None: ...
+    def log_artifacts(self, folder: PathLike, artifact_path: str | None = None) -> None: ...
+    def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None: ...
+    def log_input_dataset(self, path: str, digest: str, split: str, num_samples: int,
+                          context: str = "training") -> None: ...  # fmt: skip
+    def log_model(self, model: Any, input_example: Any, name: str | None = None) -> None: ...
+    def flush(self) -> None: ...
+    def finish(self, status: str = "FINISHED") -> None: ...
 
 
 class Tracker(NullTracker):
-    """One live MLflow run. Every logging call is guarded: failures warn once and are swallowed.
-
-    Build it with :func:`open_run`; use it as a context manager so that the run ends FINISHED
-    on success and FAILED on an exception (the exception still propagates).
-    """
+    """One MLflow run, written through ``MlflowClient`` with its id. ``owns_run``: this process
+    started or resumed the run and ends it in :meth:`finish`; otherwise (evaluation adding to a
+    training run) the run's status and end time are left as they are."""
 
     enabled = True
 
-    def __init__(
-        self, *, run_id: str, experiment_id: str, tracking_uri: str, system_metrics: bool
-    ) -> None:
-        self.run_id = run_id
-        self.experiment_id = experiment_id
-        self.tracking_uri = tracking_uri
-        self.system_metrics = system_metrics
-        self._finished = False
+    def __init__(self, client: Any, run: Any, *, owns_run: bool, system_metrics: bool) -> None:
+        self._client, self._owns_run, self._finished = client, owns_run, False
+        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        self.tracking_uri = client.tracking_uri
+        self._model = run.data.tags.get("model", "model")
+        self._pending: list[Any] = []  # asynchronous operations not yet waited for
         self._warned: set[str] = set()
+        self._monitor = None
+        if system_metrics and owns_run:
+            with self._guard("system_metrics"):  # needs psutil, which MLflow does not require
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    # -- guarded plumbing ----------------------------------------------------------------------
+                self._monitor = SystemMetricsMonitor(self.run_id, tracking_uri=self.tracking_uri,
+                                                     resume_logging=True)  # new run: step 0
+                self._monitor.start()
+
     @contextlib.contextmanager
     def _guard(self, what: str) -> Iterator[None]:
         try:
@@ -430,112 +210,72 @@ class Tracker(NullTracker):
         except Exception as exc:  # a tracking problem must never stop training
             if what not in self._warned:
                 self._warned.add(what)
-                message = (
-                    f"MLflow {what} failed for run {self.run_id} at {self.tracking_uri}: "
-                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
-                    f"(training continues; further {what} failures are not reported)"
-                )
-                warnings.warn(message, RuntimeWarning, stacklevel=3)
-                _log.warning(message)
+                warnings.warn(f"MLflow {what} failed for run {self.run_id} at "
+                              f"{self.tracking_uri}: {_one_line(exc)} (training continues; "
+                              f"further {what} failures are not reported)", RuntimeWarning,
+                              stacklevel=3)  # fmt: skip
 
-    @property
-    def warnings_seen(self) -> set[str]:
-        """Which kinds of logging calls have failed at least once (for tests and summaries)."""
-        return set(self._warned)
+    def _batch(self, what: str, **entities: Any) -> None:
+        with self._guard(what):
+            self._pending.append(self._client.log_batch(self.run_id, **entities, synchronous=False))
 
-    def __enter__(self) -> Tracker:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.finish("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("KILLED")
-        else:
-            self.finish("FAILED")
-        return False
-
-    # -- logging -------------------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log (nested) parameters; on a resumed run, unchanged values are accepted again."""
-        import mlflow
+        """Log (nested) params. They are immutable in MLflow: logging the same value again (a
+        resumed run) is accepted, a different one is refused (warned about; the first stays)."""
+        from mlflow.entities import Param
 
-        flat = flatten_params(params)
-        with self._guard("log_params"):
-            existing = mlflow.MlflowClient().get_run(self.run_id).data.params
-            new = {k: v for k, v in flat.items() if k not in existing}
-            changed = {
-                k: (existing[k], v) for k, v in flat.items() if k in existing and existing[k] != v
-            }
-            if changed:
-                # MLflow params are immutable; keep the first value and say what differed.
-                self.set_tags(
-                    {f"param_changed.{k}": f"{a} -> {b}"[:5000] for k, (a, b) in changed.items()}
-                )
-                warnings.warn(
-                    f"run {self.run_id}: parameters differ from the logged ones and were not "
-                    f"overwritten: {sorted(changed)}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            if new:
-                mlflow.log_params(new, synchronous=False, run_id=self.run_id)
+        self._batch("log_params", params=[Param(k, v) for k, v in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Log numeric metrics asynchronously (non-numbers are skipped)."""
-        import mlflow
+        """Log the numbers among ``metrics`` (None, bools and others are skipped)."""
+        from mlflow.entities import Metric
 
-        values = _finite_metrics(metrics)
-        if not values:
-            return
-        with self._guard("log_metrics"):
-            mlflow.log_metrics(values, step=step, synchronous=False, run_id=self.run_id)
+        now = int(time.time() * 1000)
+        if values := [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
+                      if isinstance(v, int | float) and not isinstance(v, bool)]:  # fmt: skip
+            self._batch("log_metrics", metrics=values)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set tags (values stringified)."""
-        import mlflow
+        from mlflow.entities import RunTag
 
-        with self._guard("set_tags"):
-            clean = {str(k): str(v) for k, v in tags.items() if v is not None}
-            if clean:
-                mlflow.MlflowClient().log_batch(
-                    self.run_id, tags=[mlflow.entities.RunTag(k, v) for k, v in clean.items()]
-                )
+        if clean := [RunTag(str(k), str(v)) for k, v in tags.items() if v is not None]:
+            self._batch("set_tags", tags=clean)
 
-    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Copy one file into the run's artifact store (missing files warn, never raise)."""
-        import mlflow
-
+    def log_artifact(self, path: PathLike, artifact_path: str | None = None) -> None:
         with self._guard("log_artifact"):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"no such file: {path}")
-            mlflow.MlflowClient().log_artifact(self.run_id, str(path), artifact_path)
+            self._client.log_artifact(self.run_id, os.fspath(path), artifact_path)
 
-    def log_artifacts(
-        self, folder: str | os.PathLike[str], artifact_path: str | None = None
-    ) -> None:
-        """Copy a folder's files into the run's artifact store."""
-        import mlflow
-
+    def log_artifacts(self, folder: PathLike, artifact_path: str | None = None) -> None:
         with self._guard("log_artifact"):
-            mlflow.MlflowClient().log_artifacts(self.run_id, str(folder), artifact_path)
+            self._client.log_artifacts(self.run_id, os.fspath(folder), artifact_path)
 
     def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
-        """Store a dict as a JSON/YAML artifact (by the file's extension)."""
-        import mlflow
-
         with self._guard("log_artifact"):
-            mlflow.MlflowClient().log_dict(self.run_id, dict(data), artifact_file)
+            self._client.log_dict(self.run_id, dict(data), artifact_file)
 
-    def log_model(self, model: Any, input_example: Any, name: str = "model") -> None:
-        """Log a PyTorch model with ``mlflow.pytorch.log_model`` and an input example.
+    def log_input_dataset(self, path: str, digest: str, split: str, num_samples: int,
+                          context: str = "training") -> None:  # fmt: skip
+        """Record a data file as an input of the run (the UI's Dataset column), named
+        ``<file stem>:<split>``, with its sample count; ``context``: training, validation..."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        Kept fast on purpose: pip requirements are given explicitly (MLflow would otherwise
-        import the model in a subprocess to infer them, tens of seconds), and the serving-input
-        validation (a full reload + predict) is skipped. What remains: one forward pass on the
-        example to infer the signature, plus pickling the module (about the size of the weights).
-        """
-        import mlflow
+        source = Path(path).resolve()
+        dataset = Dataset(name=f"{source.stem}:{split}", digest=str(digest)[:_MAX_DIGEST_LEN],
+                          source_type="local", source=json.dumps({"uri": source.as_uri()}),
+                          profile=json.dumps({"num_samples": int(num_samples), "split": split}))
+        with self._guard("log_input"):
+            self._client.log_inputs(
+                self.run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+    def log_model(self, model: Any, input_example: Any, name: str | None = None) -> None:
+        """Log a CPU copy of ``model`` named ``name`` (default ``skelact-<model tag>``) with an
+        input example. Kept fast: the pip requirements are given (inferring them imports the
+        model in a subprocess) and the serving-input check (reload and predict) is skipped."""
+        import copy
+
         import numpy as np
 
         with self._guard("log_model"):
@@ -544,259 +284,140 @@ class Tracker(NullTracker):
 
             from skelact import __version__
 
-            example = np.asarray(input_example)
-            if example.dtype != np.float32:
-                example = example.astype(np.float32)
-            was_training = getattr(model, "training", False)
-            model_cpu = model
-            # A model on the GPU is logged from a CPU copy so that it loads anywhere.
-            params = list(model.parameters()) if hasattr(model, "parameters") else []
-            if params and params[0].device.type != "cpu":
-                import copy
-
-                model_cpu = copy.deepcopy(model).cpu()
-            model_cpu.eval()
-            try:
-                with _active(self.run_id), warnings.catch_warnings():
-                    # torch.export's archive writer warns about weight grouping on every save;
-                    # it concerns GPU-resident weights, and this copy is on the CPU.
-                    warnings.filterwarnings("ignore", message="No complete tensor found")
-                    mlflow.pytorch.log_model(
-                        model_cpu,
-                        name=name,
-                        input_example=example,
-                        pip_requirements=[
-                            f"torch=={torch.__version__.split('+')[0]}",
-                            f"skelact=={__version__}",
-                        ],
-                        validate_serving_input=False,
-                    )
-            finally:
-                if was_training:
-                    model.train()
+            # Made here: log_model would file it under the process's active (default) experiment.
+            logged = self._client.create_logged_model(
+                self.experiment_id, name=name or f"skelact-{self._model}",
+                source_run_id=self.run_id)
+            with warnings.catch_warnings():  # torch.export's note about GPU weight grouping
+                warnings.filterwarnings("ignore", message="No complete tensor found")
+                mlflow.pytorch.log_model(
+                    copy.deepcopy(model).cpu().eval(), model_id=logged.model_id, run_id=self.run_id,
+                    input_example=np.asarray(input_example, dtype=np.float32),
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
+                                      f"skelact=={__version__}"], validate_serving_input=False)
 
     def flush(self) -> None:
-        """Wait for the asynchronous logging queue (errors are warned about, not raised)."""
-        import mlflow
-
+        """Wait for the asynchronous queue (failures warn, never raise)."""
+        pending, self._pending = self._pending, []
         with self._guard("flush"):
-            mlflow.flush_async_logging()
+            for operation in pending:
+                operation.wait()
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run with ``status`` (FINISHED, FAILED or KILLED). Idempotent."""
+        """Stop the system-metrics sampler, flush and end an owned run with ``status``."""
         if self._finished:
             return
         self._finished = True
-        import mlflow
-
+        if self._monitor is not None:
+            with self._guard("system_metrics"):
+                self._monitor.finish()
         self.flush()
-        with self._guard("finish"):
-            active = mlflow.active_run()
-            if active is not None and active.info.run_id == self.run_id:
-                mlflow.end_run(status=status)
-            else:
-                mlflow.MlflowClient().set_terminated(self.run_id, status=status)
+        if self._owns_run:
+            with self._guard("finish"):
+                self._client.set_terminated(self.run_id, status=status)
 
 
-@contextlib.contextmanager
-def _active(run_id: str) -> Iterator[None]:
-    """Make ``run_id`` the fluent active run for APIs that only know the active run."""
-    import mlflow
-
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id == run_id:
-        yield
-        return
-    with mlflow.start_run(run_id=run_id, nested=active is not None):
-        yield
+# -- opening runs ------------------------------------------------------------------------------
 
 
-def _experiment_id(client: Any, name: str, uri: str) -> str:
-    """Get or create the experiment; new experiments keep artifacts next to a SQLite file.
+def _connect(tracking_uri: str | None, quiet: bool) -> Any:
+    """A client for the checked URI, which also becomes the process's (``log_model`` uses it)."""
+    import mlflow  # imported before the loggers are quietened: importing configures them
 
-    MLflow would otherwise put them under ``./mlruns`` of the *current* folder, which for a queued
-    DVC experiment is a temporary workspace deleted afterwards.
-    """
+    if quiet:  # MLflow's INFO lines (store migrations, system metrics) are not the user's news
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(check_tracking_uri(resolve_tracking_uri(tracking_uri)))
+    return mlflow.MlflowClient()
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    """Get or create the experiment. With a SQLite store its artifacts sit beside the database:
+    MLflow's default, ``./mlruns`` of cwd, is lost when cwd is a queued DVC experiment's copy."""
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
-    location = None
-    if _scheme(uri) == "sqlite":
-        path = _sqlite_path(uri)
-        if path is not None:
-            location = (path.resolve().parent / "mlruns").as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:
-        # Another process (a parallel DVC queue worker) created it first.
+    if experiment is None:
+        location = None
+        if client.tracking_uri.startswith("sqlite:///"):
+            db = Path(client.tracking_uri.removeprefix("sqlite:///").split("?")[0])
+            location = (db.resolve().parent / "mlruns").as_uri()
+        with contextlib.suppress(Exception):  # a parallel DVC queue worker may win the race
+            return client.create_experiment(name, artifact_location=location)
         experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    elif experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
 
 
-def _system_metrics_available() -> bool:
+def _existing_run(client: Any, run_id: str | None) -> Any:
+    if not run_id:
+        return None
     try:
-        import psutil  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return client.get_run(run_id)
+    except Exception:
+        warnings.warn(f"MLflow run {run_id} not found at {client.tracking_uri}; starting a new "
+                      f"run instead", RuntimeWarning, stacklevel=3)  # fmt: skip
+        return None
 
 
-def open_run(
-    *,
-    enabled: bool,
-    experiment: str,
-    run_name: str | None = None,
-    tracking_uri: str | None = None,
-    run_id: str | None = None,
-    tags: Mapping[str, Any] | None = None,
-    parent_run_id: str | None = None,
-    system_metrics: bool | None = None,
-    reopen_prefix: str = "resume.",
-) -> NullTracker:
-    """Start (or resume) an MLflow run and return its :class:`Tracker` (a context manager).
+def _tags(tags: Mapping[str, Any] | None, run: Any = None, prefix: str = "") -> dict[str, str]:
+    """This process's tags; for a reopened ``run``, its own facts (DVC stage, git commit...) stay
+    and the differing ones are added under ``prefix`` (``resume.`` or ``eval.``)."""
+    mine = {**default_tags(), **{str(k): str(v) for k, v in (tags or {}).items() if v is not None}}
+    if run is None:
+        return mine
+    own = run.data.tags
+    out = {(f"{prefix}{k}" if k in own else k): v for k, v in mine.items() if own.get(k) != v}
+    return {**out, f"{prefix}at": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
-    ``enabled=False`` returns a :class:`NullTracker` without importing MLflow. ``tracking_uri`` is
-    the configured URI (params/CLI); the environment's ``MLFLOW_TRACKING_URI`` wins over it, and
-    the project's ``mlflow.db`` is the fallback. The URI is checked first: a wrong one raises
-    :class:`TrackingError` before any training work. ``run_id`` resumes that run (same id, status
-    back to RUNNING); when the run does not exist in this back end a new run is started and
-    tagged ``skelact.resumed_from``. ``parent_run_id`` makes a linked child run (nested in the
-    MLflow UI). System metrics (CPU, memory, GPU when available) are on when psutil is present.
-    When a run is reopened, its original tags stay and the reopening process's differing facts
-    are tagged with ``reopen_prefix`` (``resume.dvc.stage``, ``eval.git.commit``...).
+
+def open_run(*, enabled: bool, experiment: str, run_name: str | None = None,
+             tracking_uri: str | None = None, run_id: str | None = None,
+             tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
+             system_metrics: bool | None = None, quiet: bool = False) -> NullTracker:  # fmt: skip
+    """Start a run, or resume ``run_id`` (same id, back to RUNNING), and return its tracker.
+
+    ``enabled=False`` gives a :class:`NullTracker` without importing MLflow. A wrong URI raises
+    :class:`TrackingError` before any training work; a ``run_id`` unknown to the store starts a
+    new run tagged ``skelact.resumed_from``. ``parent_run_id`` nests the new run. System metrics
+    (CPU, memory, GPU) are sampled unless ``system_metrics`` is False. ``quiet`` keeps MLflow's
+    INFO lines off the terminal.
     """
     if not enabled:
         return NullTracker()
-    if not experiment:
-        raise TrackingError("an experiment name is required when tracking is enabled")
-    uri = check_tracking_uri(resolve_tracking_uri(tracking_uri))
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    if system_metrics is None:
-        system_metrics = _system_metrics_available()
-    auto_tags = default_tags()
-    user_tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None}
+    client = _connect(tracking_uri, quiet)
     try:
-        resume = None
-        if run_id:
-            try:
-                resume = client.get_run(run_id)
-            except Exception:
-                warnings.warn(
-                    f"MLflow run {run_id} not found at {uri}; starting a new run instead",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                user_tags["skelact.resumed_from"] = run_id
-        # A run already active in this process (e.g. evaluation inside training) is kept: nest.
-        nested = mlflow.active_run() is not None
-        if resume is not None:
-            active = mlflow.start_run(
-                run_id=run_id, nested=nested, log_system_metrics=system_metrics
-            )
+        if run := _existing_run(client, run_id):
+            client.update_run(run.info.run_id, status="RUNNING")
+            later = {**_tags(tags, run, "resume."), "skelact.resumed": "true"}
         else:
-            experiment_id = _experiment_id(client, experiment, uri)
-            new_tags = {**auto_tags, **user_tags}
-            if parent_run_id:
-                new_tags["mlflow.parentRunId"] = parent_run_id
-            active = mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=run_name,
-                nested=nested,
-                tags=new_tags,
-                log_system_metrics=system_metrics,
-            )
-    except TrackingError:
-        raise
+            links = {"skelact.resumed_from": run_id, "mlflow.parentRunId": parent_run_id}
+            run = client.create_run(_experiment_id(client, experiment), run_name=run_name,
+                                    tags=_tags({**(tags or {}), **links}))  # fmt: skip
+            later = {}
     except Exception as exc:
-        raise TrackingError(
-            f"could not start an MLflow run in experiment {experiment!r} at {uri}: "
-            f"{' '.join(str(exc).split())[:400]}"
-        ) from exc
-    tracker = Tracker(
-        run_id=active.info.run_id,
-        experiment_id=active.info.experiment_id,
-        tracking_uri=uri,
-        system_metrics=bool(system_metrics),
-    )
-    if resume is not None:
-        tracker.set_tags(_reopen_tags(resume.data.tags, auto_tags, user_tags, reopen_prefix))
+        raise TrackingError(f"could not start an MLflow run in experiment {experiment!r} at "
+                            f"{client.tracking_uri}: {_one_line(exc)}") from exc  # fmt: skip
+    tracker = Tracker(client, run, owns_run=True, system_metrics=system_metrics is not False)
+    tracker.set_tags(later)
     return tracker
 
 
-def _reopen_tags(
-    existing: Mapping[str, str],
-    auto_tags: Mapping[str, str],
-    user_tags: Mapping[str, str],
-    prefix: str,
-) -> dict[str, str]:
-    """Tags for a reopened run: the original run's facts (e.g. its DVC stage, git commit) stay;
-    differing facts of the reopening process go under ``prefix`` (``resume.`` or ``eval.``)."""
-    out = {k: v for k, v in auto_tags.items() if k not in existing}
-    out.update(
-        {f"{prefix}{k}": v for k, v in auto_tags.items() if k in existing and existing[k] != v}
-    )
-    out.update(user_tags)
-    out[f"{prefix}at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    if prefix == "resume.":
-        out["skelact.resumed"] = "true"
-    return out
-
-
-def open_eval_run(
-    *,
-    enabled: bool,
-    experiment: str,
-    run_id: str | None,
-    child: bool = False,
-    run_name: str | None = None,
-    tracking_uri: str | None = None,
-    tags: Mapping[str, Any] | None = None,
-) -> NullTracker:
-    """Tracker for an evaluation of a trained checkpoint.
-
-    With ``child=False`` evaluation metrics go into the training run itself (``run_id`` from the
-    checkpoint), so one row in ``mlflow ui`` holds curves, test metrics and the confusion matrix.
-    With ``child=True`` a new run linked to the training run is made (use it when evaluating one
-    checkpoint on several data sets). Without a ``run_id`` (untracked training, foreign
-    checkpoint) a stand-alone run is started in ``experiment``. The system-metrics sampler is off:
-    an evaluation is short.
-    """
+def open_eval_run(*, enabled: bool, experiment: str, run_id: str | None, child: bool = False,
+                  run_name: str | None = None, tracking_uri: str | None = None,
+                  tags: Mapping[str, Any] | None = None,
+                  quiet: bool = False) -> NullTracker:  # fmt: skip
+    """Tracker for evaluating a checkpoint: by default the training run ``run_id`` itself (one row
+    of ``mlflow ui`` holds curves, test metrics and confusion matrix; its status and duration are
+    not touched); ``child=True``: a new run nested under it (one checkpoint, several data sets);
+    without a known ``run_id``: a stand-alone run in ``experiment``. No system metrics."""
     if not enabled:
         return NullTracker()
-    if run_id and child:
-        return open_run(
-            enabled=True,
-            experiment=experiment,
-            run_name=run_name,
-            tracking_uri=tracking_uri,
-            tags=tags,
-            parent_run_id=run_id,
-            system_metrics=False,
-        )
-    return open_run(
-        enabled=True,
-        experiment=experiment,
-        run_name=run_name,
-        tracking_uri=tracking_uri,
-        run_id=run_id,
-        tags=tags,
-        system_metrics=False,
-        reopen_prefix="eval.",
-    )
-
-
-def is_finite(value: Any) -> bool:
-    """True for a real, finite number (helper for callers building metric dicts)."""
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+    if run_id and not child:
+        client = _connect(tracking_uri, quiet)
+        if run := _existing_run(client, run_id):
+            tracker = Tracker(client, run, owns_run=False, system_metrics=False)
+            tracker.set_tags(_tags(tags, run, "eval."))
+            return tracker
+    return open_run(enabled=True, experiment=experiment, run_name=run_name,
+                    tracking_uri=tracking_uri, tags=tags, system_metrics=False, quiet=quiet,
+                    parent_run_id=run_id if child else None)  # fmt: skip
