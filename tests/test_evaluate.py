@@ -114,7 +114,7 @@ def test_tracking_training_run_and_eval_into_same_run(trained, tmp_path):
     logged = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
     )
-    assert [m.name for m in logged if m.source_run_id == run_id] == ["tscnn"]
+    assert [m.name for m in logged if m.source_run_id == run_id] == ["skelact-tscnn"]
     assert {"loss", "lr", "val_top1", "val_top5", "samples_per_s", "eval_top1"} <= set(
         run.data.metrics
     )

@@ -312,6 +312,7 @@ def _track_eval(
         run_name=None if run_id else f"test-{name}",
         tracking_uri=cfg.tracking_uri,
         tags={"model": name, "eval.data": cfg.data},
+        quiet=cfg.quiet,
     ) as tracker:
         tracker.log_metrics(
             {

@@ -175,7 +175,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device, stop: StopReq
     run = setup(cfg, env, device)
     with open_run(
         enabled=cfg.track and env.is_main, experiment=cfg.experiment, run_name=_run_name(run),
-        tracking_uri=cfg.tracking_uri, run_id=run.run_id, tags=_tags(run),
+        tracking_uri=cfg.tracking_uri, run_id=run.run_id, tags=_tags(run), quiet=cfg.quiet,
     ) as tracker:  # fmt: skip
         run.run_id = tracker.run_id
         start_tracking(run, tracker)
@@ -346,7 +346,8 @@ def start_tracking(run: Run, tracker: Any) -> None:
             (run.cfg.val_split or "val", run.cfg.val_path, "validation"),
         ):
             num = len(run.train_set if context == "training" else run.val_set)
-            _log_training_data(tracker, path=data, split=split, num_samples=num, context=context)
+            tracker.log_input_dataset(path=data, digest=_file_digest(data), split=split,
+                                      num_samples=num, context=context)  # fmt: skip
     tracker.log_artifact(str(run.out_dir / "config.json"))
 
 
@@ -564,7 +565,7 @@ def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
                 if key != "last" and Path(path).is_file():  # last.pt equals best.pt or is stale
                     tracker.log_artifact(path)
             example = run.val_sampler(run.val_set, np.arange(min(2, len(run.val_set))))
-            tracker.log_model(run.model, input_example=example.cpu().numpy(), name=cfg.model)
+            tracker.log_model(run.model, input_example=example.cpu().numpy())
             run.log(f"done: best val top1 {result.best_top1} at epoch {result.best_epoch}, "
                     f"{seconds:.1f} s -> {out_dir}", always=True)  # fmt: skip
         else:
@@ -631,20 +632,6 @@ def _run_name(run: Run) -> str:
 def _file_digest(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
-
-
-def _log_training_data(
-    tracker: Any, *, path: str, split: str, num_samples: int, context: str
-) -> None:
-    """Log a data file as an MLflow dataset input (digest, source, split, sample count).
-
-    Called only when tracking is on (the digest reads the whole file once). Guarded until the
-    tracking module's ``log_input_dataset`` is merged.
-    """
-    if not hasattr(tracker, "log_input_dataset"):
-        return
-    tracker.log_input_dataset(path=path, digest=_file_digest(path), split=split,
-                              num_samples=num_samples, context=context)  # fmt: skip
 
 
 def guess_benchmark(path: str, split: str | None) -> str | None:
