@@ -134,12 +134,16 @@ def preprocess(settings: PreprocessSettings) -> PreprocessResult:
     out_dir = Path(settings.out_dir)
     # folders this run creates, removed again (when empty) if it fails: no partial output
     new_dirs = [d for d in (out_dir, *(out_dir / b for b in plan.benchmarks)) if not d.exists()]
+    folders = (out_dir, *(out_dir / b for b in plan.benchmarks))
     try:
         with output_lock(out_dir, "preprocess"):
-            for folder in (out_dir, *(out_dir / b for b in plan.benchmarks)):
+            for folder in folders:
                 remove_stale_temps(folder)
             return _run(plan, settings, out_dir, t0)
     except BaseException:
+        for folder in folders:  # this run's temps, also one a signal caught half-created
+            for tmp in folder.glob(f".*.tmp-{os.getpid()}"):
+                tmp.unlink(missing_ok=True)
         for folder in reversed(new_dirs):
             with contextlib.suppress(OSError):  # not empty (or already gone): leave it
                 folder.rmdir()
@@ -168,7 +172,7 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
     writers: list[PickleListWriter | _ReportWriter] = []
     pool = open_pool(workers)  # before the progress bar's thread exists, and before the handler
     try:
-        with _signals_raise():
+        with _signals_raise() as stage:
             outputs = _writers(plan, settings.format, out_dir)
             writers += outputs.values()
             with _progress(settings.progress, len(plan.tasks)) as advance:
@@ -180,9 +184,10 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
                 writer.finish(extra if settings.format == "pyskl" else None)
             result.outputs = {key: str(w.final) for key, w in outputs.items()}
             writers.append(_report_writer(out_dir, settings, result, t0))
-        with _signals_held():
-            for writer in writers:
-                writer.commit()
+            with _signals_held():
+                for writer in writers:
+                    writer.commit()
+                stage.committed = True
     except BaseException:
         for writer in writers:
             writer.abort()
@@ -277,21 +282,29 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+class _Stage:
+    """Whether the outputs are in place, for the message of a late signal."""
+
+    committed = False
+
+
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
+def _signals_raise() -> Iterator[_Stage]:
     """SIGTERM (what ``timeout``, docker and SLURM send) raises like SIGINT does."""
+    stage = _Stage()
     if not _in_main_thread():
-        yield
+        yield stage
         return
 
     def stop(signum: int, frame: object) -> None:
+        done = "its outputs were complete" if stage.committed else "nothing was written"
         raise InterruptedRun(
-            f"preprocess stopped by {signal.Signals(signum).name}; nothing was written", signum
+            f"preprocess stopped by {signal.Signals(signum).name}; {done}", signum
         )
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        yield stage
     finally:
         signal.signal(signal.SIGTERM, previous)
 
