@@ -290,28 +290,52 @@ def test_unreadable_and_absent_directory(reference_dir, tmp_path) -> None:
                 "ntu60", _raw(reference_dir) / "S001C001P001R001A001.skeleton", tmp_path
             )
         )
-    # A directory without read permission. Root ignores permissions, so then the check runs in a
-    # child process that drops to an unprivileged user (the real OS refusal either way).
+    # A directory without read permission: the real OS refusal. Root ignores permissions, so
+    # then the check runs in a child process that drops to an unprivileged user. After the drop
+    # the child may not be able to read its own interpreter's files (a Python installed in
+    # root's 0700 home, e.g. pyenv): it does a full run first, so that everything the stage
+    # imports is loaded, and then refuses every further import, so that the test does not
+    # depend on where Python is installed.
     base = Path(tempfile.mkdtemp(prefix="skelact-perm-"))
     try:
         os.chmod(base, 0o777)
         locked = base / "raw"
         locked.mkdir()
         os.chmod(locked, 0)
-        code = (
-            "import os, sys\n"
-            "from skelact.data.preprocess import PreprocessError, PreprocessSettings as S\n"
-            "from skelact.data.preprocess import preprocess\n"
-            "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
-            f"try: preprocess(S('ntu60', {str(locked)!r}, {str(base / 'out')!r}))\n"
-            "except PreprocessError as e: print(e); sys.exit(3)\n"
-        )
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if os.geteuid() != 0:
+            with pytest.raises(PreprocessError, match="cannot read raw directory.*Permission"):
+                preprocess(PreprocessSettings("ntu60", locked, base / "out"))
+            return
+        proc = subprocess.run(
+            [sys.executable, "-c", _UNPRIVILEGED, str(_raw(reference_dir)), str(base)],
+            capture_output=True, text=True,
+        )  # fmt: skip
         assert proc.returncode == 3, proc.stderr
         assert "cannot read raw directory" in proc.stdout and "Permission denied" in proc.stdout
     finally:
         os.chmod(base / "raw", 0o700)
         shutil.rmtree(base)
+
+
+_UNPRIVILEGED = """
+import os, sys
+from skelact.data.preprocess import PreprocessError, PreprocessSettings, preprocess
+raw, base = sys.argv[1], sys.argv[2]
+preprocess(PreprocessSettings("ntu60", raw, os.path.join(base, "warm"), workers=1))
+
+class NoImports:
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"import of {name} after dropping privileges")
+
+sys.meta_path.insert(0, NoImports())
+os.setgid(65534)
+os.setuid(65534)
+try:
+    preprocess(PreprocessSettings("ntu60", os.path.join(base, "raw"), os.path.join(base, "out")))
+except PreprocessError as exc:
+    print(exc)
+    sys.exit(3)
+"""
 
 
 def test_cli(reference_dir, tmp_path) -> None:
