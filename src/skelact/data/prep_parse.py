@@ -8,7 +8,6 @@ memory stays flat. A worker returns only the pickled sample and a few numbers.
 from __future__ import annotations
 
 import collections
-import multiprocessing
 import pickle
 import sys
 from collections.abc import Iterator
@@ -99,6 +98,8 @@ def open_pool(workers: int):
     """
     if workers <= 1:
         return None
+    import multiprocessing  # only here: one worker (the common CLI case) starts faster
+
     methods = multiprocessing.get_all_start_methods()
     if "torch" in sys.modules and "forkserver" in methods:
         method = "forkserver"

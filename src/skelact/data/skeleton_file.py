@@ -116,6 +116,9 @@ def _bad_char_error(data: bytes, path: str) -> SkeletonFormatError:
     return SkeletonFormatError(path, line, f"non-numeric token {quote(token)}")
 
 
+_JOINT_COUNT_LINES = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
+
+
 def _parse(
     data: bytes, path: str, max_bodies: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,96 +131,147 @@ def _parse(
     num_frames = text.count(0, "frame count")
     if num_frames == 0:
         raise text.error(0, "frame count is 0: the file holds no frames")
-    line = 1
-    blocks: list[int] = []  # first joint line of every body
-    kept: list[int] = []  # index into blocks of the bodies that are read
-    kept_frame: list[int] = []
-    kept_slot: list[int] = []
-    for frame in range(num_frames):
-        num_bodies = text.count(line, f"body count of frame {frame + 1}")
-        line += 1
-        for body in range(num_bodies):
-            where = f"frame {frame + 1}, body {body + 1}"
-            if text.ends_early(line):
-                raise text.error(line, f"file ends early: expected the {where} line")
-            fields = _count_fields(text.lines[line])
-            if fields != FIELDS_PER_BODY:
-                raise text.error(
-                    line, f"body line ({where}) has {fields} fields, expected {FIELDS_PER_BODY}"
-                )
-            joints = text.count(line + 1, f"joint count ({where})")
-            if joints != NUM_JOINTS:
-                raise text.error(
-                    line + 1, f"joint count is {joints} ({where}), expected {NUM_JOINTS}"
-                )
-            first = line + 2
-            line = first + NUM_JOINTS
-            if line > text.num_lines:
-                raise text.error(text.num_lines - 1, f"file ends early inside {where}")
-            if body < max_bodies:
-                kept.append(len(blocks))
-                kept_frame.append(frame)
-                kept_slot.append(body)
-            blocks.append(first)
-    if not text.blank_from(line):
-        extra = next(i for i in range(line, text.num_lines) if text.lines[i].strip())
-        raise text.error(extra, f"unexpected data after the last of the {num_frames} frames")
-
+    bodies: list[tuple[int, int]] = []  # (frame, slot) of every body, in file order
+    blocks: list[int] = []  # its first joint line
+    try:
+        line = _walk(text, num_frames, bodies, blocks)
+        if not text.blank_from(line):
+            extra = next(i for i in range(line, text.num_lines) if text.lines[i].strip())
+            raise text.error(extra, f"unexpected data after the last of the {num_frames} frames")
+    except SkeletonFormatError:
+        _check_fields(text, blocks, bodies)  # a bad line before it is the first error
+        raise
+    _check_fields(text, blocks, bodies)
     out = np.zeros((max_bodies, num_frames, NUM_JOINTS, 3), dtype=np.float64)
-    if not blocks:
+    kept = [i for i, (_, slot) in enumerate(bodies) if slot < max_bodies]
+    if not kept:
         return out, np.zeros((0, NUM_JOINTS, 3)), np.zeros((0, NUM_JOINTS), dtype=np.int64)
-    xyz, lines = _joint_xyz(text, blocks, kept)
-    out[np.asarray(kept_slot, dtype=np.intp), np.asarray(kept_frame, dtype=np.intp)] = xyz
+    xyz, lines = _joint_xyz(text, [blocks[i] for i in kept])
+    frames, slots = np.asarray([bodies[i] for i in kept], dtype=np.intp).T
+    out[slots, frames] = xyz
     return out, xyz, lines
 
 
-def _joint_xyz(text: _Lines, blocks: list[int], kept: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Check every joint line's field count; x, y, z of the kept bodies' joints, in bulk.
+def _walk(text: _Lines, num_frames: int, bodies: list, blocks: list) -> int:
+    """The frame and body headers (Python touches only these); returns the line after them.
 
-    Returns ``(len(kept), NUM_JOINTS, 3)`` float64 and the file line of each kept joint. The
-    field counts come from one pass over the joint lines' bytes; the conversion is NumPy's C
-    text reader (``loadtxt`` on the lines, x, y, z columns only), which rounds like ``float``.
+    The common case costs one ``int()`` per frame and one comparison per body; anything else
+    goes through the checks that name the problem. Body and joint lines are checked in bulk
+    afterwards (:func:`_check_fields`).
     """
-    rows = text.lines
-    joint_lines = list(chain.from_iterable(rows[b : b + NUM_JOINTS] for b in blocks))
-    joined = b"\n".join(joint_lines) + b"\n"
+    lines, n = text.lines, text.num_lines
+    line = 1
+    for frame in range(num_frames):
+        try:
+            num_bodies = int(lines[line])
+        except (ValueError, IndexError):
+            num_bodies = -1
+        if num_bodies < 0:
+            num_bodies = text.count(line, f"body count of frame {frame + 1}")  # raises
+        line += 1
+        for body in range(num_bodies):
+            if line + 1 >= n or lines[line + 1] not in _JOINT_COUNT_LINES:
+                _check_body_header(text, line, f"frame {frame + 1}, body {body + 1}")
+            bodies.append((frame, body))
+            blocks.append(line + 2)
+            line += 2 + NUM_JOINTS
+            if line > n:
+                where = f"frame {frame + 1}, body {body + 1}"
+                raise text.error(n - 1, f"file ends early inside {where}")
+    return line
+
+
+def _check_body_header(text: _Lines, line: int, where: str) -> None:
+    """Raise the error of a body line + joint count line that are not as expected, if any."""
+    if text.ends_early(line):
+        raise text.error(line, f"file ends early: expected the {where} line")
+    fields = _count_fields(text.lines[line])
+    if fields != FIELDS_PER_BODY:
+        raise text.error(
+            line, f"body line ({where}) has {fields} fields, expected {FIELDS_PER_BODY}"
+        )
+    joints = text.count(line + 1, f"joint count ({where})")
+    if joints != NUM_JOINTS:
+        raise text.error(line + 1, f"joint count is {joints} ({where}), expected {NUM_JOINTS}")
+
+
+def _field_counts(lines: list[bytes]) -> tuple[np.ndarray, bytes, np.ndarray]:
+    """Fields of each line in one pass over their bytes; also the joined bytes and token starts.
+
+    Returns (counts, joined, first) where ``first`` marks token starts in ``joined``.
+    """
+    joined = b"\n".join(lines) + b"\n"
     buf = np.frombuffer(joined, dtype=np.uint8)
     tok = buf > 32
     first = np.empty(len(buf), dtype=np.uint8)  # 1 where a token starts
     first[0] = tok[0]
     np.greater(tok[1:], tok[:-1], out=first[1:].view(bool))
-    line_starts = np.zeros(len(joint_lines), dtype=np.int64)
-    lengths = np.fromiter(map(len, joint_lines[:-1]), np.int64, len(joint_lines) - 1)
+    line_starts = np.zeros(len(lines), dtype=np.int64)
+    lengths = np.fromiter(map(len, lines[:-1]), np.int64, len(lines) - 1)
     np.cumsum(lengths + 1, out=line_starts[1:])
-    counts = np.add.reduceat(first, line_starts, dtype=np.int64)
+    return np.add.reduceat(first, line_starts, dtype=np.int64), joined, first
+
+
+_SPAN = NUM_JOINTS + 2  # body line, joint count line, joint lines
+_EXPECTED = np.array([FIELDS_PER_BODY, 1] + [FIELDS_PER_JOINT] * NUM_JOINTS)
+
+
+def _check_fields(text: _Lines, blocks: list[int], bodies: list[tuple[int, int]]) -> None:
+    """Every body line has 10 fields and every joint line 12 (one bulk pass); else the error.
+
+    Only whole bodies are checked (after a truncation error the last one may be cut short).
+    """
+    while blocks and blocks[-1] + NUM_JOINTS > text.num_lines:
+        blocks = blocks[:-1]
+    if not blocks:
+        return
+    rows = text.lines
+    span = list(chain.from_iterable(rows[b - 2 : b + NUM_JOINTS] for b in blocks))
+    counts = _field_counts(span)[0].reshape(len(blocks), _SPAN)
+    bad = counts != _EXPECTED
+    if not bad.any():
+        return
+    i, j = divmod(int(np.argmax(bad)), _SPAN)
+    line, n = blocks[i] - 2 + j, int(counts[i, j])
+    frame, body = bodies[i]
+    if n == 0 and text.blank_from(line):
+        what = f"the frame {frame + 1}, body {body + 1} line" if j == 0 else "a joint line"
+        raise text.error(line, f"file ends early: expected {what}")
+    if j == 0:
+        where = f"frame {frame + 1}, body {body + 1}"
+        raise text.error(line, f"body line ({where}) has {n} fields, expected {FIELDS_PER_BODY}")
+    raise text.error(line, f"joint line has {n} fields, expected {FIELDS_PER_JOINT}")
+
+
+def _joint_xyz(text: _Lines, blocks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """x, y, z of the bodies whose joint lines start at ``blocks`` (their fields checked).
+
+    Returns ``(len(blocks), NUM_JOINTS, 3)`` float64 and the file line of each joint. The
+    conversion is NumPy's C text reader (``loadtxt`` on the lines, x, y, z columns only), which
+    rounds like ``float``.
+    """
+    rows = text.lines
+    joint_lines = list(chain.from_iterable(rows[b : b + NUM_JOINTS] for b in blocks))
     file_line = (np.asarray(blocks)[:, None] + np.arange(NUM_JOINTS)).ravel()
-    if (counts != FIELDS_PER_JOINT).any():
-        bad = int(np.argmax(counts != FIELDS_PER_JOINT))
-        where = int(file_line[bad])
-        if counts[bad] == 0 and text.blank_from(where):
-            raise text.error(where, "file ends early: expected a joint line")
-        raise text.error(
-            where, f"joint line has {counts[bad]} fields, expected {FIELDS_PER_JOINT}"
-        )
-    kept_rows = (np.asarray(kept)[:, None] * NUM_JOINTS + np.arange(NUM_JOINTS)).ravel()
-    kept_lines = (
-        joint_lines
-        if len(kept) == len(blocks)
-        else list(chain.from_iterable(rows[blocks[k] : blocks[k] + NUM_JOINTS] for k in kept))
-    )
     try:
-        values = np.loadtxt(kept_lines, np.float64, comments=None, usecols=(0, 1, 2), ndmin=2)
+        values = np.loadtxt(joint_lines, np.float64, comments=None, usecols=(0, 1, 2), ndmin=2)
     except ValueError:  # a token of allowed characters that is no number, e.g. '1.2.3'
         values = None
     if values is None or not np.isfinite(values).all():
+        _, joined, first = _field_counts(joint_lines)
+        buf = np.frombuffer(joined, dtype=np.uint8)
         starts = np.flatnonzero(first)
-        ends = np.flatnonzero(tok[:-1] > tok[1:]) + 1
-        tokens = (kept_rows[:, None] * FIELDS_PER_JOINT + np.arange(3)).ravel()
+        ends = _token_ends(buf)
+        tokens = (np.arange(len(joint_lines))[:, None] * FIELDS_PER_JOINT + np.arange(3)).ravel()
         bad = _first_invalid(buf, starts[tokens], ends[tokens])
-        where = int(file_line[kept_rows[bad // 3]])
         token = joined[starts[tokens[bad]] : ends[tokens[bad]]]
-        raise text.error(where, f"invalid number {quote(token)}")
-    return values.reshape(len(kept), NUM_JOINTS, 3), file_line[kept_rows].reshape(-1, NUM_JOINTS)
+        raise text.error(int(file_line[bad // 3]), f"invalid number {quote(token)}")
+    return values.reshape(len(blocks), NUM_JOINTS, 3), file_line.reshape(-1, NUM_JOINTS)
+
+
+def _token_ends(buf: np.ndarray) -> np.ndarray:
+    tok = buf > 32
+    return np.flatnonzero(tok[:-1] > tok[1:]) + 1
 
 
 def _to_float(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray | None:
