@@ -1,24 +1,36 @@
-"""Benchmark ``skelact preprocess``: speed against the reference, and bounded memory at scale.
+"""Benchmark ``skelact preprocess`` against a baseline checkout and the reference, in one run.
 
-Prints (nothing is asserted; the numbers go to the README):
+A speed-up is only worth something when both sides ran on the same machine at the same time, so
+this script times, interleaved, on the same ``--files`` NTU-format files (default 600: copies of
+the 30 reference raw files under distinct valid NTU 60 sample names, hard links when possible):
 
-1. the 30 reference raw files (8.5 MB), NTU 60, both benchmarks written, one worker:
-   * wall time of the whole command in a fresh process (interpreter start and imports included),
-     best and median of several runs, against the reference's 3.8 s, and the speed-up;
-   * in-process throughput (files/s, MB/s of raw text) of the stage itself;
-2. a synthetic NTU 60 folder of ``--files`` files (default 5,000; copies of the reference files
-   under valid, distinct sample names, hard links when possible), processed with all workers:
-   files/s, MB/s and the peak RSS of the main process and of the whole process tree (sampled),
-   measured at two sizes so that the growth per file can be extrapolated to NTU 60 (56,880).
+* the working tree's ``skelact preprocess --workers 1`` as a whole command (a fresh process:
+  interpreter start and imports included), both benchmarks of NTU 60 written;
+* the same command of a baseline revision (``--baseline-rev``, default ``ea0a0c4``, main's first
+  version), checked out with ``git worktree`` into a temporary folder and run with
+  ``PYTHONPATH`` pointing at it;
+* with ``--reference-script PATH``, a copy of SkelAct's own data-generation script
+  (``tools/data/gen_ntu_rgbd_raw.py`` of github.com/hikvision-research/skelact, not shipped
+  here) on the same files; its two ``mmcv`` helpers (a progress bar and a pickle dump) are
+  provided by a tiny stand-in module written at run time, so that mmcv need not be installed.
 
-Usage: ``python benchmarks/preprocess.py [--files 5000] [--repeat 5] [--keep DIR]``.
+Each figure is printed with the CPU (model, AVX2 / AVX-512) and the load average, and the
+outputs are compared (baseline and working tree byte for byte, the reference within 1e-5).
+With ``--scale-files N`` it also processes N files with all workers and reports the peak memory.
+
+Usage: ``python benchmarks/preprocess.py [--files 600] [--repeat 3] [--baseline-rev REV]
+[--reference-script gen_ntu_rgbd_raw.py] [--scale-files 5000]``. For figures worth quoting run
+it on an otherwise idle machine (load average well below 1 per core).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
+import pickle
+import resource
 import shutil
 import statistics
 import subprocess
@@ -26,72 +38,64 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SKELACT_SHARED", REPO.parent / "shared"))
 RAW = SHARED / "reference" / "ntu_prep" / "raw"
-REFERENCE_SECONDS = 3.8  # reference, 30 files, one process (shared/reference/README.md)
+RESOURCES = REPO / "src" / "skelact" / "data" / "resources"
+MISSING = RESOURCES / "NTU_RGBD_samples_with_missing_skeletons.txt"
 NTU60_FILES = 56_880
+SPLITS = ("xsub/train", "xsub/val", "xview/train", "xview/val")
+
+# The two mmcv helpers the reference script calls, as a stand-in package (written at run time).
+MMCV_STANDIN = '''
+import pickle
 
 
-def _cli(raw: Path, out: Path, workers: int) -> list[str]:
-    return [
-        sys.executable, "-m", "skelact", "preprocess", "--dataset", "ntu60",
-        "--raw-dir", str(raw), "--out-dir", str(out), "--workers", str(workers), "--quiet",
-    ]  # fmt: skip
+class ProgressBar:
+    def __init__(self, task_num=0):
+        pass
+
+    def update(self, num_tasks=1):
+        pass
 
 
-def bench_reference_files(repeat: int, tmp: Path) -> None:
-    from skelact.data.preprocess import PreprocessSettings, preprocess
+def dump(obj, file):
+    with open(file, "wb") as f:
+        pickle.dump(obj, f)
+'''
 
-    files = sorted(RAW.glob("*.skeleton"))
-    size = sum(p.stat().st_size for p in files)
-    print(f"== reference files: {len(files)} files, {size / 1e6:.2f} MB, NTU 60, xsub + xview")
-    walls = []
-    for i in range(repeat):
-        out = tmp / f"ref-{i}"
-        t0 = time.perf_counter()
-        subprocess.run(_cli(RAW, out, 1), check=True)
-        walls.append(time.perf_counter() - t0)
-        shutil.rmtree(out)
-    best, median = min(walls), statistics.median(walls)
-    print(
-        f"command wall time, 1 worker, process start included: best {best:.3f} s, "
-        f"median {median:.3f} s (reference {REFERENCE_SECONDS} s) -> "
-        f"speed-up {REFERENCE_SECONDS / best:.1f}x best, {REFERENCE_SECONDS / median:.1f}x median"
-    )
-    t0 = time.perf_counter()
-    imports = "import skelact.cli, skelact.data.preprocess"
-    subprocess.run([sys.executable, "-c", imports], check=True)
-    print(f"  of which interpreter start + imports: {time.perf_counter() - t0:.3f} s")
 
-    stage = []
-    for i in range(repeat):
-        out = tmp / f"stage-{i}"
-        t0 = time.perf_counter()
-        preprocess(PreprocessSettings("ntu60", RAW, out, workers=1))
-        stage.append(time.perf_counter() - t0)
-        shutil.rmtree(out)
-    best = min(stage)
-    print(
-        f"stage in-process, 1 worker: best {best * 1e3:.0f} ms = {len(files) / best:.0f} files/s, "
-        f"{size / best / 1e6:.1f} MB/s (reference {size / REFERENCE_SECONDS / 1e6:.1f} MB/s; "
-        f"target >= 30x = {30 * size / REFERENCE_SECONDS / 1e6:.0f} MB/s)"
+def cpu() -> str:
+    """``model name, AVX2 yes/no, AVX-512 yes/no, N cores`` from /proc/cpuinfo."""
+    model, flags = "unknown CPU", set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    yes = {True: "yes", False: "no"}
+    return (
+        f"{model}, AVX2 {yes['avx2' in flags]}, AVX-512 {yes['avx512f' in flags]}, "
+        f"{len(os.sched_getaffinity(0))} cores"
     )
 
 
-def make_synthetic(raw: Path, count: int) -> int:
+def load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}"
+
+
+def make_files(raw: Path, count: int) -> int:
     """``count`` valid NTU 60 names (none on the missing list) linked to the reference files."""
-    from skelact.data import ntu
-
     raw.mkdir(parents=True)
     sources = sorted(RAW.glob("*.skeleton"))
-    missing = ntu.missing_samples("ntu60")
+    missing = set(MISSING.read_text().split())
     names = (
-        ntu.SampleName(s, c, p, r, a).name
+        f"S{s:03d}C{c:03d}P{p:03d}R{r:03d}A{a:03d}"
         for a, s, c, p, r in itertools.product(
             range(1, 61), range(1, 18), range(1, 4), range(1, 41), range(1, 3)
         )
@@ -113,10 +117,126 @@ def make_synthetic(raw: Path, count: int) -> int:
     return size
 
 
+@contextlib.contextmanager
+def baseline_checkout(rev: str, tmp: Path) -> Iterator[Path]:
+    """A ``git worktree`` of ``rev`` in ``tmp`` (removed afterwards); yields its ``src``."""
+    where = tmp / f"baseline-{rev}"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(where), rev],
+                   check=True)  # fmt: skip
+    try:
+        yield where / "src"
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)],
+                       check=False)  # fmt: skip
+
+
+def skelact_cmd(raw: Path, out: Path, workers: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "skelact", "preprocess", "--dataset", "ntu60",
+        "--raw-dir", str(raw), "--out-dir", str(out), "--workers", str(workers), "--quiet",
+    ]  # fmt: skip
+
+
+def reference_cmd(script: Path, raw: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, str(script), "--data-path", f"{raw}/", "--out-folder", str(out),
+        "--ignored-sample-path", str(MISSING), "--task", "ntu60",
+    ]  # fmt: skip
+
+
+def timed(cmd: list[str], pythonpath: Path) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of ``cmd`` in a fresh process.
+
+    The CPU time suffers less than the wall time from other jobs on a busy machine.
+    """
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def _load(path: Path) -> list[dict]:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def same_outputs(a: Path, b: Path, exact: bool) -> str:
+    """Whether two output folders hold the same samples (bytes, or keypoints within 1e-5)."""
+    import numpy as np
+
+    for split in SPLITS:
+        if exact:
+            if (a / f"{split}.pkl").read_bytes() != (b / f"{split}.pkl").read_bytes():
+                return f"no ({split} differs)"
+            continue
+        left = {x["frame_dir"]: x for x in _load(a / f"{split}.pkl")}
+        right = {x["frame_dir"]: x for x in _load(b / f"{split}.pkl")}
+        if sorted(left) != sorted(right):
+            return f"no ({split}: other samples)"
+        for name, x in left.items():
+            y = right[name]
+            if x["label"] != y["label"] or x["keypoint"].shape != y["keypoint"].shape:
+                return f"no ({name})"
+            if not np.allclose(x["keypoint"], y["keypoint"], rtol=0, atol=1e-5):
+                return f"no ({name}: keypoints differ)"
+    return "yes" + (" (byte for byte)" if exact else " (keypoints within 1e-5)")
+
+
+def compare(args: argparse.Namespace, tmp: Path) -> None:
+    raw = tmp / "raw"
+    size = make_files(raw, args.files)
+    print(f"== {args.files} NTU-format files ({size / 1e6:.0f} MB), NTU 60, xsub + xview, "
+          f"one worker, whole command (process start included)")  # fmt: skip
+    print(f"   CPU: {cpu()}; {load()} at the start")
+    baseline = f"baseline {args.baseline_rev}"
+    sides: dict[str, list[tuple[float, float]]] = {"working tree": [], baseline: []}
+    with baseline_checkout(args.baseline_rev, tmp) as base_src:
+        paths = {"working tree": REPO / "src", baseline: base_src}
+        for i in range(args.repeat):  # interleaved: both sides see the same load
+            for side, src in paths.items():
+                out = tmp / f"out-{i}-{side.split()[0]}"
+                sides[side].append(timed(skelact_cmd(raw, out), src))
+                if i:
+                    shutil.rmtree(out)
+        identical = same_outputs(tmp / "out-0-working", tmp / "out-0-baseline", exact=True)
+    reference = None
+    if args.reference_script:
+        standin = tmp / "standin"
+        (standin / "mmcv").mkdir(parents=True)
+        (standin / "mmcv" / "__init__.py").write_text(MMCV_STANDIN)
+        out = tmp / "out-reference"
+        reference = timed(reference_cmd(args.reference_script, raw, out), standin)
+        ref_same = same_outputs(tmp / "out-0-working", out, exact=False)
+    mine = min(sides["working tree"])
+    for side, runs in sides.items():
+        wall, cpu_s = min(runs)
+        print(f"{side:>24}: best {wall:7.2f} s wall ({cpu_s:6.2f} s CPU), median "
+              f"{statistics.median(w for w, _ in runs):7.2f} s ({args.files / wall:5.0f} files/s, "
+              f"{size / wall / 1e6:5.1f} MB/s)  [{cpu()}]")  # fmt: skip
+    base = min(sides[baseline])
+    print(f"{'':>24}  working tree vs baseline: {base[0] / mine[0]:.2f}x wall, "
+          f"{base[1] / mine[1]:.2f}x CPU; outputs identical: {identical}")  # fmt: skip
+    if reference is not None:
+        print(f"{'reference script':>24}: {reference[0]:7.2f} s wall ({reference[1]:6.2f} s CPU; "
+              f"one run, {size / reference[0] / 1e6:.1f} MB/s)  [{cpu()}]")  # fmt: skip
+        print(f"{'':>24}  working tree vs reference: {reference[0] / mine[0]:.1f}x wall, "
+              f"{reference[1] / mine[1]:.1f}x CPU (goal >= 30x, stretch 50x); same samples as "
+              f"the reference: {ref_same}")  # fmt: skip
+    else:
+        print(f"{'reference script':>24}: not timed (pass --reference-script PATH to a copy of "
+              "SkelAct's tools/data/gen_ntu_rgbd_raw.py)")  # fmt: skip
+    print(f"   {load()} at the end (figures taken under load are noisy; quote quiet runs)")
+
+
 def _run_sampled(cmd: list[str]) -> tuple[float, float, float]:
     """Run ``cmd``; return (seconds, peak RSS of the main process, peak RSS of the tree) in MB."""
+    import psutil
+
     t0 = time.perf_counter()
-    proc = psutil.Popen(cmd)
+    proc = psutil.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     peak_main = peak_tree = 0
     done = threading.Event()
 
@@ -143,45 +263,44 @@ def _run_sampled(cmd: list[str]) -> tuple[float, float, float]:
 
 def bench_scale(count: int, tmp: Path) -> None:
     workers = len(os.sched_getaffinity(0))
-    print(f"== synthetic NTU 60 folders, all {workers} workers, xsub + xview written")
+    print(f"== memory at scale: all {workers} workers, xsub + xview written  [{cpu()}]")
     results = []
     for n in (count // 5, count):
         raw = tmp / f"raw-{n}"
-        size = make_synthetic(raw, n)
+        size = make_files(raw, n)
         out = tmp / f"out-{n}"
-        seconds, main_mb, tree_mb = _run_sampled(_cli(raw, out, workers))
+        seconds, main_mb, tree_mb = _run_sampled(skelact_cmd(raw, out, workers))
         written = sum(p.stat().st_size for p in out.rglob("*.pkl"))
-        print(
-            f"{n:>6} files, {size / 1e6:7.0f} MB raw: {seconds:6.1f} s, "
-            f"{n / seconds:5.0f} files/s, "
-            f"{size / seconds / 1e6:5.1f} MB/s; peak RSS main {main_mb:5.0f} MB, "
-            f"all processes {tree_mb:5.0f} MB; {written / 1e6:.0f} MB of pickles"
-        )
+        print(f"{n:>6} files, {size / 1e6:7.0f} MB raw: {seconds:6.1f} s, "
+              f"{n / seconds:5.0f} files/s, {size / seconds / 1e6:5.1f} MB/s; peak RSS main "
+              f"{main_mb:5.0f} MB, all processes {tree_mb:5.0f} MB; "
+              f"{written / 1e6:.0f} MB of pickles")  # fmt: skip
         results.append((n, main_mb, tree_mb))
         shutil.rmtree(out)
         shutil.rmtree(raw)
     (n0, m0, t0), (n1, m1, t1) = results
     slope_main = max(0.0, (m1 - m0) / (n1 - n0))
     slope_tree = max(0.0, (t1 - t0) / (n1 - n0))
-    print(
-        f"growth {slope_main * 1e3:.2f} kB/file (main), {slope_tree * 1e3:.2f} kB/file (tree) -> "
-        f"extrapolated peak for NTU 60 ({NTU60_FILES} files): main "
-        f"{m1 + slope_main * (NTU60_FILES - n1):.0f} MB, all processes "
-        f"{t1 + slope_tree * (NTU60_FILES - n1):.0f} MB (bound: 2048 MB)"
-    )
+    print(f"growth {slope_main * 1e3:.2f} kB/file (main), {slope_tree * 1e3:.2f} kB/file (tree) "
+          f"-> extrapolated peak for NTU 60 ({NTU60_FILES} files): main "
+          f"{m1 + slope_main * (NTU60_FILES - n1):.0f} MB, all processes "
+          f"{t1 + slope_tree * (NTU60_FILES - n1):.0f} MB (bound: 2048 MB)")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--files", type=int, default=5000, help="synthetic folder size")
-    parser.add_argument("--repeat", type=int, default=5, help="runs on the reference files")
-    parser.add_argument("--skip-scale", action="store_true", help="only the reference files")
+    parser.add_argument("--files", type=int, default=600, help="files timed (at least 600)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per checkout")
+    parser.add_argument("--baseline-rev", default="ea0a0c4", help="git revision to compare with")
+    parser.add_argument("--reference-script", type=Path, help="a copy of gen_ntu_rgbd_raw.py")
+    parser.add_argument("--scale-files", type=int, default=0, help="also measure memory at N")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if args.files < 600:
+        parser.error("--files must be at least 600 (the whole-command figure is on >= 600)")
     with tempfile.TemporaryDirectory(prefix="skelact-bench-") as tmp:
-        bench_reference_files(args.repeat, Path(tmp))
-        if not args.skip_scale:
-            bench_scale(args.files, Path(tmp))
+        compare(args, Path(tmp))
+        if args.scale_files:
+            bench_scale(args.scale_files, Path(tmp))
 
 
 if __name__ == "__main__":

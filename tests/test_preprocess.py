@@ -150,9 +150,14 @@ def test_ntu120_benchmarks_and_labels(reference_dir, tmp_path) -> None:
     }
     labels = {a["frame_dir"]: a["label"] for a in data["annotations"]}
     assert labels == {names[0]: 60, names[1]: 119, names[2]: 0, names[3]: 99}
-    # the same folder as NTU 60: only S001-S017 / A001-A060 belong to it, the rest is reported
+    # the same folder as NTU 60: only S001-S017 / A001-A060 belong to it, the rest is reported,
+    # and a split left empty is an error naming the benchmark and the split
+    with pytest.raises(PreprocessError, match="benchmark xsub of ntu60: the val split has no"):
+        preprocess(PreprocessSettings("ntu60", raw, tmp_path / "out60", benchmarks=("xsub",)))
+    assert not (tmp_path / "out60").exists()
+    _copy(reference_dir, raw, {src[0]: "S001C001P003R001A001"})  # xsub val
     res60 = preprocess(PreprocessSettings("ntu60", raw, tmp_path / "out60", benchmarks=("xsub",)))
-    assert res60.samples_written == 1
+    assert res60.samples_written == 2 and res60.counts == {"xsub/train": 1, "xsub/val": 1}
     assert sorted(res60.skipped_outside_dataset) == sorted(n for n in names if n != names[2])
     assert (tmp_path / "out60" / "xsub" / "train.pkl").exists()
     assert not (tmp_path / "out60" / "xview").exists()
@@ -193,9 +198,10 @@ def test_sequences_longer_than_300_frames(reference_dir, tmp_path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / path.name).write_bytes(str(num_frames).encode() + b"\r\n" + rest * 4)
+    shutil.copy(path, raw / "S001C001P003R001A001.skeleton")  # the xsub val split's sample
     assert num_frames > 300
     preprocess(PreprocessSettings("ntu60", raw, tmp_path / "out", benchmarks=("xsub",)))
-    (ann,) = _load(tmp_path / "out/xsub/train.pkl") + _load(tmp_path / "out/xsub/val.pkl")
+    (ann,) = _load(tmp_path / "out/xsub/train.pkl")
     assert ann["total_frames"] == num_frames and ann["keypoint"].shape == (2, num_frames, 25, 3)
     short = load_sample(path)["keypoint"]
     np.testing.assert_allclose(ann["keypoint"][:, : short.shape[1]], short, atol=1e-6)
@@ -215,8 +221,11 @@ BAD_CASES = {
 
 
 def _bad_raw(reference_dir: Path, raw: Path, case: str) -> str:
-    """A copy of the first 3 raw files with one of them broken; returns the broken file's name."""
-    src = sorted(_raw(reference_dir).glob("*.skeleton"))[:3]
+    """A copy of the first 4 raw files with one of them broken; returns the broken file's name.
+
+    Without the broken file every split of NTU 60 still has a sample.
+    """
+    src = sorted(_raw(reference_dir).glob("*.skeleton"))[:4]
     raw.mkdir(parents=True)
     for p in src:
         shutil.copy(p, raw / p.name)
@@ -246,24 +255,25 @@ def test_bad_file_skipped_and_reported(reference_dir, tmp_path, case) -> None:
     result = preprocess(
         PreprocessSettings("ntu60", tmp_path / "raw", tmp_path / "out", on_error="skip")
     )
-    assert result.samples_written == 2
+    assert result.samples_written == 3
     report = json.loads((tmp_path / "out" / "preprocess_report.json").read_text())
     assert report["num_skipped_bad"] == 1
     assert report["skipped_bad"][0]["file"] == name
     assert name in report["skipped_bad"][0]["reason"]
     total = sum(len(_load(tmp_path / "out/xsub" / f"{p}.pkl")) for p in ("train", "val"))
-    assert total == 2
+    assert total == 3
 
 
 def test_bad_sample_name(reference_dir, tmp_path) -> None:
     raw = tmp_path / "raw"
     _copy(reference_dir, raw, {"S001C001P001R001A001": "S001C001P001R001A001"})
+    _copy(reference_dir, raw, {"S001C001P001R001A001": "S001C002P003R001A001"})
     shutil.copy(raw / "S001C001P001R001A001.skeleton", raw / "recording_01.skeleton")
     with pytest.raises(PreprocessError, match="recording_01.skeleton.*not an NTU RGB\\+D sample"):
         preprocess(PreprocessSettings("ntu60", raw, tmp_path / "a"))
     assert not (tmp_path / "a" / "xsub").exists()
     result = preprocess(PreprocessSettings("ntu60", raw, tmp_path / "b", on_error="skip"))
-    assert result.samples_written == 1
+    assert result.samples_written == 2
     assert result.skipped_bad[0]["file"] == "recording_01.skeleton"
 
 
@@ -280,23 +290,26 @@ def test_unreadable_and_absent_directory(reference_dir, tmp_path) -> None:
                 "ntu60", _raw(reference_dir) / "S001C001P001R001A001.skeleton", tmp_path
             )
         )
-    # A directory without read permission. Root ignores permissions, so then the check runs in a
-    # child process that drops to an unprivileged user (the real OS refusal either way).
+    # A directory without read permission: the real OS refusal. Root ignores permissions, so
+    # then the check runs in a child process that drops to an unprivileged user. After the drop
+    # the child may not be able to read its own interpreter's files (a Python installed in
+    # root's 0700 home, e.g. pyenv): it does a full run first, so that everything the stage
+    # imports is loaded, and then refuses every further import, so that the test does not
+    # depend on where Python is installed.
     base = Path(tempfile.mkdtemp(prefix="skelact-perm-"))
     try:
         os.chmod(base, 0o777)
         locked = base / "raw"
         locked.mkdir()
         os.chmod(locked, 0)
-        code = (
-            "import os, sys\n"
-            "from skelact.data.preprocess import PreprocessError, PreprocessSettings as S\n"
-            "from skelact.data.preprocess import preprocess\n"
-            "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
-            f"try: preprocess(S('ntu60', {str(locked)!r}, {str(base / 'out')!r}))\n"
-            "except PreprocessError as e: print(e); sys.exit(3)\n"
-        )
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if os.geteuid() != 0:
+            with pytest.raises(PreprocessError, match="cannot read raw directory.*Permission"):
+                preprocess(PreprocessSettings("ntu60", locked, base / "out"))
+            return
+        proc = subprocess.run(
+            [sys.executable, "-c", _UNPRIVILEGED, str(_raw(reference_dir)), str(base)],
+            capture_output=True, text=True,
+        )  # fmt: skip
         assert proc.returncode == 3, proc.stderr
         assert "cannot read raw directory" in proc.stdout and "Permission denied" in proc.stdout
     finally:
@@ -304,17 +317,39 @@ def test_unreadable_and_absent_directory(reference_dir, tmp_path) -> None:
         shutil.rmtree(base)
 
 
+_UNPRIVILEGED = """
+import os, sys
+from skelact.data.preprocess import PreprocessError, PreprocessSettings, preprocess
+raw, base = sys.argv[1], sys.argv[2]
+preprocess(PreprocessSettings("ntu60", raw, os.path.join(base, "warm"), workers=1))
+
+class NoImports:
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"import of {name} after dropping privileges")
+
+sys.meta_path.insert(0, NoImports())
+os.setgid(65534)
+os.setuid(65534)
+try:
+    preprocess(PreprocessSettings("ntu60", os.path.join(base, "raw"), os.path.join(base, "out")))
+except PreprocessError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
 def test_cli(reference_dir, tmp_path) -> None:
     runner = CliRunner()
     raw = tmp_path / "raw"
     _copy(reference_dir, raw, {"S001C001P001R001A001": "S001C001P001R001A001"})
+    _copy(reference_dir, raw, {"S001C001P001R001A001": "S001C002P003R001A001"})
     res = runner.invoke(
         app,
         ["preprocess", "--dataset", "ntu60", "--raw-dir", str(raw),
          "--out-dir", str(tmp_path / "o"), "--benchmark", "xview", "--workers", "1"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "1 samples" in res.output and (tmp_path / "o/xview/val.pkl").exists()
+    assert "2 samples" in res.output and (tmp_path / "o/xview/val.pkl").exists()
     (raw / "S001C001P001R001A002.skeleton").write_bytes(b"2\r\n1\r\n1 2 3\r\n")
     res = runner.invoke(
         app, ["preprocess", "--raw-dir", str(raw), "--out-dir", str(tmp_path / "p"), "--quiet"]

@@ -1,50 +1,59 @@
 """The ``preprocess`` stage: a folder of raw NTU ``.skeleton`` files -> per-benchmark pickles.
 
-Design, and why:
+Three steps, one module each: :mod:`~skelact.data.prep_plan` decides which file goes where and
+checks everything that needs no sample; :mod:`~skelact.data.prep_parse` reads, parses and
+normalises every file once, whatever the number of benchmarks (the reference reads each file
+once per benchmark split); :mod:`~skelact.data.pickle_stream` appends the same pickled bytes to
+every output that contains the sample. This module runs them as a stage:
 
-* every file is read, parsed and normalised **once**, whatever the number of benchmarks (the
-  reference does it once per benchmark split); the normalised sample is pickled once and the same
-  bytes are appended to every output that contains it;
-* files are processed by a pool of worker processes in a bounded window of ordered tasks, so the
-  output order (sorted by sample name) does not depend on ``workers`` and memory stays flat;
-* outputs are streamed: each pickle file is a list written opcode by opcode (protocol 3: its memo
-  indices are explicit, so independently pickled items can be concatenated), which
-  ``pickle.load`` reads back as an ordinary list of dicts. Nothing ever holds all samples;
-* outputs go to temporary files that are renamed only once everything succeeded, so a failure
-  leaves no partial output behind.
+* one writer per output folder (:func:`skelact.locking.output_lock`); temporaries left by a
+  SIGKILLed run are removed first;
+* all or nothing: outputs are renamed into place only once everything succeeded (signals are
+  held back during the renames); on a bad file (``on_error='fail'``), SIGINT or SIGTERM the
+  temporaries and the folders this run created are removed and nothing is written.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
-import multiprocessing
 import os
-import pickle
-import sys
+import signal
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
-import numpy as np
-
-from skelact.atomic import atomic_write_text
+from skelact.atomic import remove_stale_temps
 from skelact.data import ntu
-from skelact.data.prenorm import normalise_bodies
-from skelact.data.skeleton_file import SkeletonFormatError, parse_skeleton
-from skelact.progress import file_progress
+from skelact.data.pickle_stream import PickleListWriter
+from skelact.data.prep_parse import annotation, load_keypoint, open_pool, run_tasks
+from skelact.data.prep_plan import (
+    FORMATS,
+    Plan,
+    check_splits,
+    make_plan,
+    resolve_benchmarks,
+)
+from skelact.data.raw_folder import PreprocessError
+from skelact.data.skeleton_file import SkeletonFormatError
+from skelact.errors import InterruptedRun
+from skelact.locking import output_lock
 
-IMG_SHAPE = (1080, 1920)  # what the reference writes; kept for drop-in compatibility
-FORMATS = ("mmaction", "pyskl")
+__all__ = [
+    "FORMATS",
+    "PreprocessError",
+    "PreprocessResult",
+    "PreprocessSettings",
+    "load_sample",
+    "main_summary",
+    "preprocess",
+    "resolve_benchmarks",
+]
+
 REPORT_NAME = "preprocess_report.json"
-_PROTOCOL = 3  # no framing and explicit memo indices: items can be concatenated safely
-
-
-class PreprocessError(ValueError):
-    """A user-facing problem with the input (bad file, bad option); the message says which."""
 
 
 @dataclass
@@ -61,6 +70,7 @@ class PreprocessSettings:
     missing_list: Path | None = None  # extra samples to skip, on top of the dataset's list
     default_missing_list: bool = True
     progress: bool = False  # rich progress bar (the CLI enables it on a terminal)
+    recursive: bool = False  # also take the .skeleton files in subfolders of raw_dir
 
 
 @dataclass
@@ -85,22 +95,11 @@ class PreprocessResult:
     report_path: str = ""
     max_frames: int = 0
     frames_total: int = 0
+    ignored_in_subfolders: int = 0
 
     @property
     def files_per_s(self) -> float:
         return self.files_found / self.elapsed_s if self.elapsed_s > 0 else float("inf")
-
-
-def annotation(name: str, label: int, keypoint: np.ndarray) -> dict[str, Any]:
-    """One sample in the MMAction2 / PYSKL layout, keys in the reference's order."""
-    return {
-        "total_frames": int(keypoint.shape[1]),
-        "keypoint": keypoint,
-        "frame_dir": name,
-        "img_shape": IMG_SHAPE,
-        "original_shape": IMG_SHAPE,
-        "label": int(label),
-    }
 
 
 def load_sample(path: str | Path) -> dict[str, Any]:
@@ -114,163 +113,13 @@ def load_sample(path: str | Path) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as exc:
         raise SkeletonFormatError(path, None, f"cannot read file: {exc.strerror or exc}") from exc
-    keypoint = normalise_bodies(parse_skeleton(data, path))
+    keypoint = load_keypoint(data, path)
     stem = path.name[: -len(".skeleton")] if path.name.endswith(".skeleton") else path.stem
     try:
         label = ntu.parse_sample_name(stem).label
     except ValueError:
         label = -1
     return annotation(stem, label, keypoint)
-
-
-# --------------------------------------------------------------------------- workers
-
-
-def _process_chunk(tasks: list[tuple[int, str, str, int]]) -> list[tuple]:
-    """Worker: parse + normalise + pickle each file. Returns only bytes and small numbers."""
-    out = []
-    for index, path, name, label in tasks:
-        try:
-            data = Path(path).read_bytes()
-            keypoint = normalise_bodies(parse_skeleton(data, path))
-        except SkeletonFormatError as exc:
-            out.append((index, None, str(exc), 0, 0, False))
-            continue
-        except OSError as exc:
-            out.append(
-                (index, None, f"{path}: cannot read file: {exc.strerror or exc}", 0, 0, False)
-            )
-            continue
-        body = pickle.dumps(annotation(name, label, keypoint), protocol=_PROTOCOL)[2:-1]
-        empty = not keypoint.any()
-        out.append((index, body, "", len(data), keypoint.shape[1], empty))
-    return out
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _open_pool(workers: int):
-    """A worker pool, or None for in-process work.
-
-    Created before any other thread (the progress bar) starts, because forking a process that
-    runs threads is unsafe. ``fork`` starts fastest; with torch loaded (OpenMP thread pools) the
-    safer ``forkserver`` is used instead.
-    """
-    if workers <= 1:
-        return None
-    methods = multiprocessing.get_all_start_methods()
-    if "torch" in sys.modules and "forkserver" in methods:
-        method = "forkserver"
-    else:
-        method = "fork" if "fork" in methods else None
-    return multiprocessing.get_context(method).Pool(workers)
-
-
-def _run_tasks(tasks: list[tuple[int, str, str, int]], pool, workers: int) -> Iterator[tuple]:
-    """Results in task order, with a bounded number of chunks in flight (flat memory)."""
-    chunk = max(1, min(16, len(tasks) // (workers * 4) or 1))
-    if pool is None:
-        for part in _chunks(tasks, chunk):
-            yield from _process_chunk(part)
-        return
-    pending: collections.deque = collections.deque()
-    parts = _chunks(tasks, chunk)
-    for part in parts:
-        pending.append(pool.apply_async(_process_chunk, (part,)))
-        if len(pending) >= 3 * workers:
-            break
-    while pending:
-        results = pending.popleft().get()
-        for part in parts:
-            pending.append(pool.apply_async(_process_chunk, (part,)))
-            break
-        yield from results
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-class _PickleListWriter:
-    """Streams a pickled list (optionally as the 'annotations' value of a dict) to a temp file."""
-
-    def __init__(self, final: Path, wrap_dict_key: str | None = None) -> None:
-        self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.file: BinaryIO = open(self.tmp, "wb")  # noqa: SIM115 - closed in finish/abort
-        self.wrap = wrap_dict_key
-        self.count = 0
-        self.file.write(pickle.PROTO + bytes([_PROTOCOL]))
-        if wrap_dict_key is not None:
-            self.file.write(pickle.EMPTY_DICT + _body(wrap_dict_key))
-        self.file.write(pickle.EMPTY_LIST)
-
-    def append(self, item_body: bytes) -> None:
-        self.file.write(item_body)
-        self.file.write(pickle.APPEND)
-        self.count += 1
-
-    def finish(self, extra_items: dict[str, Any] | None = None) -> None:
-        if self.wrap is not None:
-            self.file.write(pickle.SETITEM)
-            for key, value in (extra_items or {}).items():
-                self.file.write(_body(key) + _body(value) + pickle.SETITEM)
-        self.file.write(pickle.STOP)
-        self.file.close()
-
-    def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def _remove_if_empty(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not empty (or already gone): leave it
-        path.rmdir()
-
-
-def _body(obj: Any) -> bytes:
-    return pickle.dumps(obj, protocol=_PROTOCOL)[2:-1]
-
-
-# --------------------------------------------------------------------------- stage
-
-
-def _list_raw_dir(raw_dir: Path) -> tuple[list[str], int]:
-    """Sorted ``*.skeleton`` file names and the number of other entries."""
-    if not raw_dir.exists():
-        raise PreprocessError(f"raw directory {raw_dir} does not exist")
-    if not raw_dir.is_dir():
-        raise PreprocessError(f"raw directory {raw_dir} is not a directory")
-    try:
-        with os.scandir(raw_dir) as entries:
-            names, other = [], 0
-            for entry in entries:
-                if entry.name.endswith(".skeleton") and entry.is_file():
-                    names.append(entry.name)
-                else:
-                    other += 1
-    except OSError as exc:
-        raise PreprocessError(
-            f"cannot read raw directory {raw_dir}: {exc.strerror or exc}"
-        ) from exc
-    return sorted(names), other
-
-
-def resolve_benchmarks(dataset: str, benchmarks: Iterable[str] | None) -> list[str]:
-    """Canonical, de-duplicated benchmark names (aliases such as ``xsetup`` accepted)."""
-    spec = ntu.dataset_spec(dataset)
-    if not benchmarks:
-        return list(spec.benchmarks)
-    out: list[str] = []
-    for b in benchmarks:
-        name = ntu.canonical_benchmark(dataset, b)
-        if name not in out:
-            out.append(name)
-    return out
 
 
 def preprocess(settings: PreprocessSettings) -> PreprocessResult:
@@ -281,155 +130,197 @@ def preprocess(settings: PreprocessSettings) -> PreprocessResult:
     script (the ``skelact`` command does), or pass ``workers=1``.
     """
     t0 = time.perf_counter()
-    try:
-        spec = ntu.dataset_spec(settings.dataset)
-        benchmarks = resolve_benchmarks(settings.dataset, settings.benchmarks)
-    except ValueError as exc:
-        raise PreprocessError(str(exc)) from None
-    if settings.format not in FORMATS:
-        raise PreprocessError(f"unknown format {settings.format!r}; choose from {FORMATS}")
-    if settings.on_error not in ("fail", "skip"):
-        raise PreprocessError(f"on_error must be 'fail' or 'skip', got {settings.on_error!r}")
-    skip_bad = settings.on_error == "skip"
-    raw_dir, out_dir = Path(settings.raw_dir), Path(settings.out_dir)
-
-    missing: set[str] = (
-        set(ntu.missing_samples(spec.name)) if settings.default_missing_list else set()
-    )
-    if settings.missing_list is not None:
-        try:
-            missing |= ntu.read_sample_list(settings.missing_list)
-        except ValueError as exc:
-            raise PreprocessError(str(exc)) from None
-
-    files, ignored = _list_raw_dir(raw_dir)
-    if not files:
-        raise PreprocessError(
-            f"no .skeleton files in {raw_dir} ({ignored} other entries); is it the raw folder?"
-        )
-    skipped_bad: list[dict[str, str]] = []
-    outside: list[str] = []
-    n_missing = 0
-    tasks: list[tuple[int, str, str, int]] = []
-    splits: list[list[str]] = []  # per task: output keys such as 'xsub/train'
-    for file_name in files:
-        stem = file_name[: -len(".skeleton")]
-        try:
-            sample = ntu.parse_sample_name(stem)
-        except ValueError as exc:
-            message = f"{raw_dir / file_name}: {exc}"
-            if not skip_bad:
-                raise PreprocessError(message) from None
-            skipped_bad.append({"file": file_name, "reason": str(exc)})
-            continue
-        if stem in missing:
-            n_missing += 1
-            continue
-        if not spec.contains(sample):
-            outside.append(stem)
-            continue
-        tasks.append((len(tasks), str(raw_dir / file_name), stem, sample.label))
-        splits.append([f"{b}/{ntu.split_of(sample, spec.name, b)}" for b in benchmarks])
-
-    keys = [f"{b}/{p}" for b in benchmarks for p in ntu.SPLITS]
-    workers = settings.workers or len(os.sched_getaffinity(0))
-    workers = max(1, min(workers, len(tasks) or 1))
+    plan = make_plan(settings)
+    out_dir = Path(settings.out_dir)
     # folders this run creates, removed again (when empty) if it fails: no partial output
-    new_dirs = [d for d in (out_dir, *(out_dir / b for b in benchmarks)) if not d.exists()]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writers: dict[str, _PickleListWriter] = {}
-    split_names: dict[str, list[str]] = {k: [] for k in keys}
-    empty: list[str] = []
-    bytes_read = frames_total = max_frames = written = 0
-    pool = _open_pool(workers)  # before the progress bar's thread exists
-    progress = file_progress("preprocess") if settings.progress else None
+    new_dirs = [d for d in (out_dir, *(out_dir / b for b in plan.benchmarks)) if not d.exists()]
+    folders = (out_dir, *(out_dir / b for b in plan.benchmarks))
     try:
-        if settings.format == "mmaction":
-            for key in keys:
-                writers[key] = _PickleListWriter(out_dir / f"{key}.pkl")
-        else:
-            writers["all"] = _PickleListWriter(
-                out_dir / f"{spec.name}_3danno.pkl", wrap_dict_key="annotations"
-            )
-        task_id = progress.add_task("files", total=len(tasks)) if progress else None
-        if progress:
-            progress.start()
-        for index, body, error, nbytes, frames, is_empty in _run_tasks(tasks, pool, workers):
-            if progress:
-                progress.advance(task_id)
-            name = tasks[index][2]
-            if body is None:
-                if not skip_bad:
-                    raise PreprocessError(error)
-                skipped_bad.append({"file": f"{name}.skeleton", "reason": error})
-                continue
-            bytes_read += nbytes
-            written += 1
-            frames_total += frames
-            max_frames = max(max_frames, frames)
-            if is_empty:
-                empty.append(name)
-            for key in splits[index]:
-                split_names[key].append(name)
-                if settings.format == "mmaction":
-                    writers[key].append(body)
-            if settings.format == "pyskl":
-                writers["all"].append(body)
-        if progress:
-            progress.stop()
-            progress = None
-        if settings.format == "pyskl":
-            pyskl_split = {k.replace("/", "_"): v for k, v in split_names.items()}
-            writers["all"].finish({"split": pyskl_split})
-        else:
-            for writer in writers.values():
-                writer.finish()
+        with output_lock(out_dir, "preprocess"):
+            for folder in folders:
+                remove_stale_temps(folder)
+            return _run(plan, settings, out_dir, t0)
     except BaseException:
-        if progress:
-            progress.stop()
-        for writer in writers.values():
-            writer.abort()
+        for folder in folders:  # this run's temps, also one a signal caught half-created
+            for tmp in folder.glob(f".*.tmp-{os.getpid()}"):
+                tmp.unlink(missing_ok=True)
         for folder in reversed(new_dirs):
-            _remove_if_empty(folder)
+            with contextlib.suppress(OSError):  # not empty (or already gone): leave it
+                folder.rmdir()
+        raise
+
+
+def _writers(plan: Plan, fmt: str, out_dir: Path) -> dict[str, PickleListWriter]:
+    if fmt == "pyskl":
+        final = out_dir / f"{plan.dataset}_3danno.pkl"
+        return {"all": PickleListWriter(final, wrap_dict_key="annotations")}
+    return {key: PickleListWriter(out_dir / f"{key}.pkl") for key in plan.keys}
+
+
+def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> PreprocessResult:
+    """Parse every planned file into the writers; commit all outputs and the report at once."""
+    workers = settings.workers or len(os.sched_getaffinity(0))
+    workers = max(1, min(workers, len(plan.tasks) or 1))
+    result = PreprocessResult(
+        dataset=plan.dataset, format=settings.format, benchmarks=plan.benchmarks, outputs={},
+        counts={}, files_found=len(plan.listing.files) + len(plan.listing.dangling),
+        samples_written=0, empty_samples=[], skipped_missing_list=plan.n_missing,
+        skipped_outside_dataset=plan.outside, skipped_bad=list(plan.skipped_bad),
+        ignored_other_files=plan.listing.other, bytes_read=0, workers=workers, elapsed_s=0.0,
+        ignored_in_subfolders=plan.listing.in_subfolders,
+    )  # fmt: skip
+    writers: list[PickleListWriter | _ReportWriter] = []
+    pool = open_pool(workers)  # before the progress bar's thread exists, and before the handler
+    try:
+        with _signals_raise() as stage:
+            outputs = _writers(plan, settings.format, out_dir)
+            writers += outputs.values()
+            with _progress(settings.progress, len(plan.tasks)) as advance:
+                split_names = _consume(plan, settings, result, outputs, pool, advance)
+            result.counts = {k: len(v) for k, v in split_names.items()}
+            check_splits(plan, result.counts)  # skipped files may have emptied one
+            extra = {"split": {k.replace("/", "_"): v for k, v in split_names.items()}}
+            for writer in outputs.values():
+                writer.finish(extra if settings.format == "pyskl" else None)
+            result.outputs = {key: str(w.final) for key, w in outputs.items()}
+            writers.append(_report_writer(out_dir, settings, result, t0))
+            with _signals_held():
+                for writer in writers:
+                    writer.commit()
+                stage.committed = True
+    except BaseException:
+        for writer in writers:
+            writer.abort()
         raise
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
-    outputs = {}
-    for key, writer in writers.items():
-        os.replace(writer.tmp, writer.final)
-        outputs[key] = str(writer.final)
+    return result
 
-    result = PreprocessResult(
-        dataset=spec.name,
-        format=settings.format,
-        benchmarks=benchmarks,
-        outputs=outputs,
-        counts={k: len(v) for k, v in split_names.items()},
-        files_found=len(files),
-        samples_written=written,
-        empty_samples=empty,
-        skipped_missing_list=n_missing,
-        skipped_outside_dataset=outside,
-        skipped_bad=skipped_bad,
-        ignored_other_files=ignored,
-        bytes_read=bytes_read,
-        workers=workers,
-        elapsed_s=0.0,
-        max_frames=max_frames,
-        frames_total=frames_total,
-    )
-    result.elapsed_s = time.perf_counter() - t0
+
+def _consume(
+    plan: Plan,
+    settings: PreprocessSettings,
+    result: PreprocessResult,
+    outputs: dict[str, PickleListWriter],
+    pool: Any,
+    advance: Any,
+) -> dict[str, list[str]]:
+    """Append every parsed sample to its outputs, in plan order; the sample names per split."""
+    split_names: dict[str, list[str]] = {k: [] for k in plan.keys}
+    for parsed in run_tasks(plan.tasks, pool, result.workers):
+        advance()
+        name = plan.tasks[parsed.index].name
+        if parsed.body is None:
+            if settings.on_error == "fail":
+                raise PreprocessError(parsed.error)
+            result.skipped_bad.append({"file": f"{name}.skeleton", "reason": parsed.error})
+            continue
+        result.bytes_read += parsed.nbytes
+        result.samples_written += 1
+        result.frames_total += parsed.frames
+        result.max_frames = max(result.max_frames, parsed.frames)
+        if parsed.empty:
+            result.empty_samples.append(name)
+        for key in plan.outputs[parsed.index]:
+            split_names[key].append(name)
+            if settings.format == "mmaction":
+                outputs[key].append(parsed.body)
+        if settings.format == "pyskl":
+            outputs["all"].append(parsed.body)
+    return split_names
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Any]:
+    """A files/s progress bar (rich, imported only when shown); yields its ``advance``."""
+    if not enabled:
+        yield lambda: None
+        return
+    from skelact.progress import file_progress
+
+    progress = file_progress("preprocess")
+    task_id = progress.add_task("files", total=total)
+    progress.start()
+    try:
+        yield lambda: progress.advance(task_id)
+    finally:
+        progress.stop()
+
+
+class _ReportWriter:
+    """The report as a temp file, committed together with the pickles."""
+
+    def __init__(self, final: Path, text: str) -> None:
+        self.final = final
+        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self.tmp.write_text(text, encoding="utf-8")
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def _report_writer(
+    out_dir: Path, settings: PreprocessSettings, result: PreprocessResult, t0: float
+) -> _ReportWriter:
     report_path = out_dir / REPORT_NAME
     result.report_path = str(report_path)
+    result.elapsed_s = time.perf_counter() - t0
     payload = asdict(result)
-    payload["raw_dir"] = str(raw_dir)
-    payload["num_empty_samples"] = len(empty)
-    payload["num_skipped_bad"] = len(skipped_bad)
+    payload["raw_dir"] = str(settings.raw_dir)
+    payload["num_empty_samples"] = len(result.empty_samples)
+    payload["num_skipped_bad"] = len(result.skipped_bad)
     payload["files_per_s"] = round(result.files_per_s, 2)
-    atomic_write_text(report_path, json.dumps(payload, indent=2) + "\n")
-    return result
+    return _ReportWriter(report_path, json.dumps(payload, indent=2) + "\n")
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _Stage:
+    """Whether the outputs are in place, for the message of a late signal."""
+
+    committed = False
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[_Stage]:
+    """SIGTERM (what ``timeout``, docker and SLURM send) raises like SIGINT does."""
+    stage = _Stage()
+    if not _in_main_thread():
+        yield stage
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        done = "its outputs were complete" if stage.committed else "nothing was written"
+        raise InterruptedRun(
+            f"preprocess stopped by {signal.Signals(signum).name}; {done}", signum
+        )
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield stage
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """No SIGINT/SIGTERM while the outputs are renamed: all of them are replaced, or none."""
+    if not _in_main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def main_summary(result: PreprocessResult) -> str:
@@ -454,6 +345,11 @@ def main_summary(result: PreprocessResult) -> str:
         )
     if result.ignored_other_files:
         lines.append(f"  {result.ignored_other_files} other (non-.skeleton) entries ignored")
+    if result.ignored_in_subfolders:
+        lines.append(
+            f"  {result.ignored_in_subfolders} .skeleton files in subfolders were ignored; "
+            "use --recursive"
+        )
     if result.skipped_bad:
         lines.append(f"  {len(result.skipped_bad)} bad files SKIPPED (see {result.report_path})")
     lines.append("  outputs: " + ", ".join(result.outputs.values()))

@@ -1,36 +1,44 @@
 """Fast, strict reader of NTU RGB+D ``.skeleton`` text files.
 
 Why not line by line: a file is ~3,600 lines of 12 numbers, and walking it in Python (as the
-reference does) runs at ~2 MB/s. Here the whole file is scanned with a handful of NumPy passes
-over its bytes (character check, token boundaries, tokens per line); Python only walks the
-frame/body headers (a few hundred per file), and only the x, y, z columns are converted to floats,
-in one bulk string->float cast. The other nine joint fields and the body lines are checked for
-their field count and characters but not converted, because nothing downstream uses them.
+reference does) runs at ~2 MB/s. Here Python only walks the frame/body headers (a few hundred
+lines per file, found with one ``bytes.split``); the joint lines are checked and converted in
+bulk: one NumPy pass finds their token boundaries (and so the field count of every line), and the
+x, y, z columns -- the only ones used downstream -- are converted with one C-level string->float
+cast, correctly rounded like Python's ``float``. The other nine joint fields and the body lines
+are checked for their field count and characters but not converted.
 
 Strictness: any deviation from the format (wrong field or joint count, truncation, a non-numeric
 token, NaN/inf, text after the last frame) raises :class:`SkeletonFormatError` with the file, the
-1-based line number and the problem. Both ``\\n`` and ``\\r\\n`` line endings are accepted.
+1-based line number and the problem; a bad token is quoted briefly, however long it is (a 50 MB
+one-line file gives a one-line message), and locating it is itself a bulk operation. Both ``\\n``
+and ``\\r\\n`` line endings are accepted.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from skelact.errors import SkelactError, bounded
+from skelact.skeleton import NUM_JOINTS
+
 #: The reference reads at most this many Kinect bodies per frame (others are validated, not kept).
 MAX_KINECT_BODIES = 4
-JOINTS_PER_BODY = 25
 FIELDS_PER_JOINT = 12
 FIELDS_PER_BODY = 10
 
 _ALLOWED = b"0123456789.-+eE \t\r\n"
 _BAD_BYTE = np.ones(256, dtype=bool)
 _BAD_BYTE[np.frombuffer(_ALLOWED, dtype=np.uint8)] = False
+_SPACE = b" \t\r\n"
+_EXCERPT = 60  # bytes of a bad token quoted in a message
 
 
-class SkeletonFormatError(ValueError):
+class SkeletonFormatError(SkelactError, ValueError):
     """A ``.skeleton`` file that does not follow the NTU format; says where and what."""
 
     def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
@@ -41,69 +49,255 @@ class SkeletonFormatError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class _Scan:
-    """Token and line boundaries of one file, computed in bulk."""
+def quote(token: bytes) -> str:
+    """A token for a message: its first bytes, and its length when it was cut."""
+    text = bounded(token[:_EXCERPT].decode("latin-1"))
+    return text if len(token) <= _EXCERPT else f"{text[:-1]}...' ({len(token):,} bytes)"
+
+
+class _Lines:
+    """The file's lines (0-based here, 1-based in messages) and the header checks on them."""
 
     def __init__(self, data: bytes, path: str) -> None:
-        buf = np.frombuffer(data, dtype=np.uint8)
         self.data = data
         self.path = path
-        self.buf = buf
-        if data.translate(None, _ALLOWED):  # C-speed check that every byte is allowed
-            self._fail_bad_char(int(np.argmax(_BAD_BYTE[buf])))
-        edges = np.diff((buf > 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
-        bounds = np.flatnonzero(edges)  # alternates: start of a token, end of that token
-        self.tok_start = bounds[0::2]
-        self.tok_end = bounds[1::2]
-        self.newlines = np.flatnonzero(buf == 10)
-        # tokens before each line start -> first token and token count of every line
-        first = np.searchsorted(self.tok_start, self.newlines + 1)
-        self.first_token = np.concatenate(([0], first, [len(self.tok_start)]))
-        counts = np.diff(self.first_token)
-        self.counts = counts  # tokens per line (0-based line index)
-        self.count_list: list[int] = counts.tolist()
-        self.line_start: list[int] = [0, *(self.newlines + 1).tolist()]
-        self.num_lines = len(counts)
+        self.lines = data.split(b"\n")
+        self.num_lines = len(self.lines)
 
-    def line_text(self, line: int) -> bytes:
-        end = self.line_start[line + 1] if line + 1 < self.num_lines else len(self.data)
-        return self.data[self.line_start[line] : end]
+    def error(self, line: int, problem: str) -> SkeletonFormatError:
+        return SkeletonFormatError(self.path, min(line, self.num_lines - 1) + 1, problem)
 
-    def error(self, line: int | None, problem: str) -> SkeletonFormatError:
-        return SkeletonFormatError(self.path, None if line is None else line + 1, problem)
+    def blank_from(self, line: int) -> bool:
+        return not any(text.strip() for text in self.lines[line:])
 
-    def _fail_bad_char(self, pos: int) -> None:
-        data = self.data
-        line = data.count(b"\n", 0, pos)
-        start = max(data.rfind(b" ", 0, pos), data.rfind(b"\n", 0, pos), data.rfind(b"\t", 0, pos))
-        end = pos
-        while end < len(data) and data[end] not in b" \t\r\n":
-            end += 1
-        token = data[start + 1 : end].decode("latin-1")
-        if token.lower().lstrip("+-") == "nan":
-            raise self.error(line, f"NaN value {token!r}")
-        if data[pos] < 32 or data[pos] > 126:
-            raise self.error(line, f"unexpected byte 0x{data[pos]:02x} (not a text number)")
-        raise self.error(line, f"non-numeric token {token!r}")
+    def ends_early(self, line: int) -> bool:
+        return line >= self.num_lines or (not self.lines[line].strip() and self.blank_from(line))
 
-    def count_value(self, line: int, what: str) -> int:
+    def count(self, line: int, what: str) -> int:
         """The single non-negative integer on a header line (frame, body or joint count)."""
-        if line >= self.num_lines or (self.count_list[line] == 0 and self._only_blank_after(line)):
-            raise self.error(min(line, self.num_lines - 1), f"file ends early: expected the {what}")
-        n = self.count_list[line]
-        if n != 1:
-            raise self.error(line, f"expected the {what} (one integer), found {n} fields")
-        text = self.line_text(line)
+        if self.ends_early(line):
+            raise self.error(line, f"file ends early: expected the {what}")
+        text = self.lines[line]
         try:
             value = int(text)
         except ValueError:
-            raise self.error(line, f"{what} {text.strip().decode()!r} is not an integer") from None
+            fields = _count_fields(text)
+            if fields != 1:
+                raise self.error(
+                    line, f"expected the {what} (one integer), found {fields} fields"
+                ) from None
+            raise self.error(line, f"{what} {quote(text.strip())} is not an integer") from None
         if value < 0:
             raise self.error(line, f"{what} is negative ({value})")
         return value
 
-    def _only_blank_after(self, line: int) -> bool:
-        return not self.counts[line:].any()
+
+def _count_fields(text: bytes) -> int:
+    """Whitespace-separated fields of ``text``; in bulk for a long line (it may be megabytes)."""
+    if len(text) < 4096:
+        return len(text.split())
+    tok = np.frombuffer(text, dtype=np.uint8) > 32
+    return int(tok[:1].sum() + np.count_nonzero(tok[1:] > tok[:-1]))
+
+
+def _bad_char_error(data: bytes, path: str) -> SkeletonFormatError:
+    """The error for the first byte that cannot be part of a number (located in bulk)."""
+    pos = int(np.argmax(_BAD_BYTE[np.frombuffer(data, dtype=np.uint8)]))
+    start = max(data.rfind(c, 0, pos) for c in (b" ", b"\t", b"\r", b"\n")) + 1
+    ends = [i for i in (data.find(c, pos) for c in (b" ", b"\t", b"\r", b"\n")) if i >= 0]
+    token = data[start : min(ends, default=len(data))]
+    line = data.count(b"\n", 0, pos) + 1
+    if token.lower().lstrip(b"+-") == b"nan":
+        return SkeletonFormatError(path, line, f"NaN value {quote(token)}")
+    if data[pos] < 32 or data[pos] > 126:
+        return SkeletonFormatError(
+            path, line, f"unexpected byte 0x{data[pos]:02x} (not a text number)"
+        )
+    return SkeletonFormatError(path, line, f"non-numeric token {quote(token)}")
+
+
+_JOINT_COUNT_LINES = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
+
+
+def _parse(
+    data: bytes, path: str, max_bodies: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`parse_skeleton`'s result, the kept joints' x, y, z and their 0-based file lines."""
+    if not data.strip():
+        raise SkeletonFormatError(path, None, "empty file")
+    if data.translate(None, _ALLOWED):  # C-speed check that every byte is allowed
+        raise _bad_char_error(data, path)
+    text = _Lines(data, path)
+    num_frames = text.count(0, "frame count")
+    if num_frames == 0:
+        raise text.error(0, "frame count is 0: the file holds no frames")
+    bodies: list[tuple[int, int]] = []  # (frame, slot) of every body, in file order
+    blocks: list[int] = []  # its first joint line
+    try:
+        line = _walk(text, num_frames, bodies, blocks)
+        if not text.blank_from(line):
+            extra = next(i for i in range(line, text.num_lines) if text.lines[i].strip())
+            raise text.error(extra, f"unexpected data after the last of the {num_frames} frames")
+    except SkeletonFormatError:
+        _check_fields(text, blocks, bodies)  # a bad line before it is the first error
+        raise
+    _check_fields(text, blocks, bodies)
+    out = np.zeros((max_bodies, num_frames, NUM_JOINTS, 3), dtype=np.float64)
+    kept = [i for i, (_, slot) in enumerate(bodies) if slot < max_bodies]
+    if not kept:
+        return out, np.zeros((0, NUM_JOINTS, 3)), np.zeros((0, NUM_JOINTS), dtype=np.int64)
+    xyz, lines = _joint_xyz(text, [blocks[i] for i in kept])
+    frames, slots = np.asarray([bodies[i] for i in kept], dtype=np.intp).T
+    out[slots, frames] = xyz
+    return out, xyz, lines
+
+
+def _walk(text: _Lines, num_frames: int, bodies: list, blocks: list) -> int:
+    """The frame and body headers (Python touches only these); returns the line after them.
+
+    The common case costs one ``int()`` per frame and one comparison per body; anything else
+    goes through the checks that name the problem. Body and joint lines are checked in bulk
+    afterwards (:func:`_check_fields`).
+    """
+    lines, n = text.lines, text.num_lines
+    line = 1
+    for frame in range(num_frames):
+        try:
+            num_bodies = int(lines[line])
+        except (ValueError, IndexError):
+            num_bodies = -1
+        if num_bodies < 0:
+            num_bodies = text.count(line, f"body count of frame {frame + 1}")  # raises
+        line += 1
+        for body in range(num_bodies):
+            if line + 1 >= n or lines[line + 1] not in _JOINT_COUNT_LINES:
+                _check_body_header(text, line, f"frame {frame + 1}, body {body + 1}")
+            bodies.append((frame, body))
+            blocks.append(line + 2)
+            line += 2 + NUM_JOINTS
+            if line > n:
+                where = f"frame {frame + 1}, body {body + 1}"
+                raise text.error(n - 1, f"file ends early inside {where}")
+    return line
+
+
+def _check_body_header(text: _Lines, line: int, where: str) -> None:
+    """Raise the error of a body line + joint count line that are not as expected, if any."""
+    if text.ends_early(line):
+        raise text.error(line, f"file ends early: expected the {where} line")
+    fields = _count_fields(text.lines[line])
+    if fields != FIELDS_PER_BODY:
+        raise text.error(
+            line, f"body line ({where}) has {fields} fields, expected {FIELDS_PER_BODY}"
+        )
+    joints = text.count(line + 1, f"joint count ({where})")
+    if joints != NUM_JOINTS:
+        raise text.error(line + 1, f"joint count is {joints} ({where}), expected {NUM_JOINTS}")
+
+
+def _field_counts(lines: list[bytes]) -> tuple[np.ndarray, bytes, np.ndarray]:
+    """Fields of each line in one pass over their bytes; also the joined bytes and token starts.
+
+    Returns (counts, joined, first) where ``first`` marks token starts in ``joined``.
+    """
+    joined = b"\n".join(lines) + b"\n"
+    buf = np.frombuffer(joined, dtype=np.uint8)
+    tok = buf > 32
+    first = np.empty(len(buf), dtype=np.uint8)  # 1 where a token starts
+    first[0] = tok[0]
+    np.greater(tok[1:], tok[:-1], out=first[1:].view(bool))
+    line_starts = np.zeros(len(lines), dtype=np.int64)
+    lengths = np.fromiter(map(len, lines[:-1]), np.int64, len(lines) - 1)
+    np.cumsum(lengths + 1, out=line_starts[1:])
+    return np.add.reduceat(first, line_starts, dtype=np.int64), joined, first
+
+
+_SPAN = NUM_JOINTS + 2  # body line, joint count line, joint lines
+_EXPECTED = np.array([FIELDS_PER_BODY, 1] + [FIELDS_PER_JOINT] * NUM_JOINTS)
+
+
+def _check_fields(text: _Lines, blocks: list[int], bodies: list[tuple[int, int]]) -> None:
+    """Every body line has 10 fields and every joint line 12 (one bulk pass); else the error.
+
+    Only whole bodies are checked (after a truncation error the last one may be cut short).
+    """
+    while blocks and blocks[-1] + NUM_JOINTS > text.num_lines:
+        blocks = blocks[:-1]
+    if not blocks:
+        return
+    rows = text.lines
+    span = list(chain.from_iterable(rows[b - 2 : b + NUM_JOINTS] for b in blocks))
+    counts = _field_counts(span)[0].reshape(len(blocks), _SPAN)
+    bad = counts != _EXPECTED
+    if not bad.any():
+        return
+    i, j = divmod(int(np.argmax(bad)), _SPAN)
+    line, n = blocks[i] - 2 + j, int(counts[i, j])
+    frame, body = bodies[i]
+    if n == 0 and text.blank_from(line):
+        what = f"the frame {frame + 1}, body {body + 1} line" if j == 0 else "a joint line"
+        raise text.error(line, f"file ends early: expected {what}")
+    if j == 0:
+        where = f"frame {frame + 1}, body {body + 1}"
+        raise text.error(line, f"body line ({where}) has {n} fields, expected {FIELDS_PER_BODY}")
+    raise text.error(line, f"joint line has {n} fields, expected {FIELDS_PER_JOINT}")
+
+
+def _joint_xyz(text: _Lines, blocks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """x, y, z of the bodies whose joint lines start at ``blocks`` (their fields checked).
+
+    Returns ``(len(blocks), NUM_JOINTS, 3)`` float64 and the file line of each joint. The
+    conversion is NumPy's C text reader (``loadtxt`` on the lines, x, y, z columns only), which
+    rounds like ``float``.
+    """
+    rows = text.lines
+    joint_lines = list(chain.from_iterable(rows[b : b + NUM_JOINTS] for b in blocks))
+    file_line = (np.asarray(blocks)[:, None] + np.arange(NUM_JOINTS)).ravel()
+    try:
+        values = np.loadtxt(joint_lines, np.float64, comments=None, usecols=(0, 1, 2), ndmin=2)
+    except ValueError:  # a token of allowed characters that is no number, e.g. '1.2.3'
+        values = None
+    if values is None or not np.isfinite(values).all():
+        _, joined, first = _field_counts(joint_lines)
+        buf = np.frombuffer(joined, dtype=np.uint8)
+        starts = np.flatnonzero(first)
+        ends = _token_ends(buf)
+        tokens = (np.arange(len(joint_lines))[:, None] * FIELDS_PER_JOINT + np.arange(3)).ravel()
+        bad = _first_invalid(buf, starts[tokens], ends[tokens])
+        token = joined[starts[tokens[bad]] : ends[tokens[bad]]]
+        raise text.error(int(file_line[bad // 3]), f"invalid number {quote(token)}")
+    return values.reshape(len(blocks), NUM_JOINTS, 3), file_line.reshape(-1, NUM_JOINTS)
+
+
+def _token_ends(buf: np.ndarray) -> np.ndarray:
+    tok = buf > 32
+    return np.flatnonzero(tok[:-1] > tok[1:]) + 1
+
+
+def _to_float(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray | None:
+    """The tokens ``buf[start:end]`` as float64 (one strided row gather and one C-level cast)."""
+    length = end - start
+    width = int(length.max())
+    padded = np.concatenate((buf, np.zeros(width, dtype=np.uint8)))
+    chars = sliding_window_view(padded, width)[start]
+    chars *= np.arange(width) < length[:, None]  # NUL after the token = end of an "S" string
+    try:
+        return chars.view(f"S{width}").ravel().astype(np.float64)
+    except ValueError:
+        return None
+
+
+def _first_invalid(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
+    """Index of the first token that is not a finite number, by bisection with bulk casts."""
+    lo, hi = 0, len(start)  # the first bad token is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        part = _to_float(buf, start[lo:mid], end[lo:mid])
+        if part is not None and np.isfinite(part).all():
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def parse_skeleton(
@@ -111,99 +305,20 @@ def parse_skeleton(
 ) -> np.ndarray:
     """Joint positions of the first ``max_bodies`` bodies of every frame.
 
-    Returns float64 ``(max_bodies, T, 25, 3)`` with zeros where a frame has fewer bodies, T being
-    the file's frame count, i.e. exactly what the reference reads before it selects bodies.
+    Returns float64 ``(max_bodies, T, NUM_JOINTS, 3)`` with zeros where a frame has fewer bodies,
+    T being the file's frame count, i.e. exactly what the reference reads before it selects
+    bodies. Every value is finite.
     """
-    path = str(path)
-    if not data.strip():
-        raise SkeletonFormatError(path, None, "empty file")
-    scan = _Scan(data, path)
-    counts = scan.count_list
-    num_frames = scan.count_value(0, "frame count")
-    if num_frames == 0:
-        raise scan.error(0, "frame count is 0: the file holds no frames")
-    line = 1
-    joint_blocks: list[int] = []  # first joint line of each kept body
-    kept_frame: list[int] = []
-    kept_slot: list[int] = []
-    for frame in range(num_frames):
-        num_bodies = scan.count_value(line, f"body count of frame {frame + 1}")
-        line += 1
-        for body in range(num_bodies):
-            where = f"frame {frame + 1}, body {body + 1}"
-            if line >= scan.num_lines or counts[line] == 0 and scan._only_blank_after(line):
-                raise scan.error(
-                    min(line, scan.num_lines - 1), f"file ends early: expected the {where} line"
-                )
-            if counts[line] != FIELDS_PER_BODY:
-                raise scan.error(
-                    line,
-                    f"body line ({where}) has {counts[line]} fields, expected {FIELDS_PER_BODY}",
-                )
-            joints = scan.count_value(line + 1, f"joint count ({where})")
-            if joints != JOINTS_PER_BODY:
-                raise scan.error(
-                    line + 1, f"joint count is {joints} ({where}), expected {JOINTS_PER_BODY}"
-                )
-            first = line + 2
-            line = first + JOINTS_PER_BODY
-            if line > scan.num_lines:
-                raise scan.error(scan.num_lines - 1, f"file ends early inside {where}")
-            if body < max_bodies:
-                joint_blocks.append(first)
-                kept_frame.append(frame)
-                kept_slot.append(body)
-            elif any(c != FIELDS_PER_JOINT for c in counts[first:line]):
-                _raise_bad_joint_line(scan, np.arange(first, line))
-    if scan.counts[line:].any():
-        extra = line + int(np.argmax(scan.counts[line:] > 0))
-        raise scan.error(extra, f"unexpected data after the last of the {num_frames} frames")
-
-    out = np.zeros((max_bodies, num_frames, JOINTS_PER_BODY, 3), dtype=np.float64)
-    if not joint_blocks:
-        return out
-    joint_lines = (np.asarray(joint_blocks)[:, None] + np.arange(JOINTS_PER_BODY)).ravel()
-    if (scan.counts[joint_lines] != FIELDS_PER_JOINT).any():
-        _raise_bad_joint_line(scan, joint_lines)
-    tokens = (scan.first_token[joint_lines][:, None] + np.arange(3)).ravel()
-    xyz = _to_float(scan, tokens).reshape(len(joint_blocks), JOINTS_PER_BODY, 3)
-    out[np.asarray(kept_slot), np.asarray(kept_frame)] = xyz
-    return out
+    return _parse(data, str(path), max_bodies)[0]
 
 
-def _raise_bad_joint_line(scan: _Scan, joint_lines: np.ndarray) -> None:
-    bad = joint_lines[scan.counts[joint_lines] != FIELDS_PER_JOINT]
-    line = int(bad[0])
-    n = int(scan.counts[line])
-    if n == 0 and scan._only_blank_after(line):
-        raise scan.error(line, "file ends early: expected a joint line")
-    raise scan.error(line, f"joint line has {n} fields, expected {FIELDS_PER_JOINT}")
-
-
-def _to_float(scan: _Scan, tokens: np.ndarray) -> np.ndarray:
-    """Convert the given tokens with one C-level cast (correctly rounded, like Python's float)."""
-    start = scan.tok_start[tokens]
-    length = scan.tok_end[tokens] - start
-    width = int(length.max())
-    padded = np.concatenate((scan.buf, np.zeros(width, dtype=np.uint8)))
-    # (n, width) bytes starting at each token: a row gather from a strided window view
-    chars = sliding_window_view(padded, width)[start]
-    chars *= np.arange(width) < length[:, None]  # NUL after the token = end of an "S" string
-    strings = chars.view(f"S{width}").ravel()
-    try:
-        values = strings.astype(np.float64)
-    except ValueError:
-        values = None
-    if values is None or not np.isfinite(values).all():
-        for i, text in enumerate(strings.tolist()):
-            try:
-                ok = np.isfinite(float(text))
-            except ValueError:
-                ok = False
-            if not ok:
-                line = int(np.searchsorted(scan.newlines, start[i]))
-                raise scan.error(line, f"invalid number {text.decode('latin-1')!r}")
-    return values
+def line_of_largest(data: bytes, path: str | Path = "<bytes>") -> tuple[int, float]:
+    """1-based line and value of the file's largest-magnitude coordinate (for overflow errors)."""
+    _, xyz, lines = _parse(data, str(path), MAX_KINECT_BODIES)
+    if not lines.size:
+        return 1, 0.0
+    flat = int(np.argmax(np.abs(xyz)))
+    return int(lines.ravel()[flat // 3]) + 1, float(xyz.ravel()[flat])
 
 
 def read_skeleton(path: str | Path, max_bodies: int = MAX_KINECT_BODIES) -> np.ndarray:
