@@ -139,11 +139,14 @@ class Worker:
         self.step = step
         return {"layout": layout}
 
-    def time(self, steps: int) -> float:
-        start = time.perf_counter()
+    def time(self, steps: int, clock: str) -> float:
+        """Seconds per step: wall time, or this process's CPU time (``clock='cpu'``), which on
+        a shared machine leaves out the time spent waiting for other processes."""
+        now = time.process_time if clock == "cpu" else time.perf_counter
+        start = now()
         for _ in range(steps):
             self.step()
-        return (time.perf_counter() - start) / steps
+        return (now() - start) / steps
 
 
 def _layout_of(model) -> str:
@@ -169,7 +172,7 @@ def serve(impl: str, threads: int) -> None:
         if req["op"] == "setup":
             answer = worker.setup(req["model"], req["batch"], req["mode"], req["tune"])
         elif req["op"] == "time":
-            answer = {"seconds": worker.time(req["steps"])}
+            answer = {"seconds": worker.time(req["steps"], req["clock"])}
         elif req["op"] == "cpu":
             answer = cpu_description()
         else:
@@ -244,7 +247,9 @@ def measure(workers: dict[str, WorkerProcess], args, name: str, mode: str) -> di
     for r in range(args.rounds):
         # Alternate who goes first, so neither side always runs right after the other's.
         for impl in order if r % 2 == 0 else order[::-1]:
-            times[impl].append(workers[impl].ask(op="time", steps=steps)["seconds"])
+            times[impl].append(
+                workers[impl].ask(op="time", steps=steps, clock=args.clock)["seconds"]
+            )
     rates = {impl: args.batch / statistics.median(t) for impl, t in times.items()}
     spread = {
         impl: (args.batch / max(t), args.batch / min(t)) for impl, t in times.items()
@@ -256,6 +261,7 @@ def measure(workers: dict[str, WorkerProcess], args, name: str, mode: str) -> di
         "batch": args.batch,
         "threads": args.threads,
         "rounds": args.rounds,
+        "clock": args.clock,
         "steps_per_round": steps,
         "samples_per_s": rates,
         "range_per_s": spread,
@@ -275,6 +281,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads per worker.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds (median).")
     parser.add_argument("--steps", type=int, help="Steps per round (default 3; dgcn 1).")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: process CPU time per step (a work estimate on a busy machine; with several "
+        "threads it counts their sum, so compare ratios, not rates)",
+    )
     parser.add_argument("--infer", action="store_true", help="Also time inference (no grad).")
     parser.add_argument("--no-tune", action="store_true", help="skelact: skip the autotune.")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
@@ -300,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"CPU: {where}; load average {load:.2f} at start")
             print(
                 f"batch {args.batch}, {args.threads} torch threads, float32, median of "
-                f"{args.rounds} interleaved rounds; baseline = {args.baseline_rev or '-'}"
+                f"{args.rounds} interleaved rounds, {args.clock} clock; "
+                f"baseline = {args.baseline_rev or '-'}"
             )
         rows = []
         for name in args.models:
