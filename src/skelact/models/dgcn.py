@@ -9,10 +9,10 @@ alpha = 0.6) as the clip is strided in time.
 Module and attribute names follow the reference's state-dict layout (``backbone.agcn_networks.*``,
 ``cls_head.fc``), so SkelAct/MMAction2 checkpoints load with the identity key map
 (:data:`KEY_MAP`, empty). The forward pass is reorganised for speed without changing the result:
-all four graph aggregations of a block (three static subsets and the dynamic one) are one batched
-matmul, and the spatial/temporal/channel attention is folded into a single rescaling of the
-features. Every counted layer (convs, norms, activations, pooling) is still called as a module
-with the reference's shapes, so ``ptflops`` reports the reference's figures.
+the three static graph aggregations of a block are one batched matmul over large GEMMs, and the
+spatial/temporal/channel attention is folded into a single rescaling of the features. Every
+counted layer (convs, norms, activations, pooling) is still called as a module with the
+reference's shapes, so ``ptflops`` reports the reference's figures.
 """
 
 from __future__ import annotations
@@ -167,15 +167,16 @@ class DynamicGraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape
-        adjacency = torch.cat(
-            (self.PA.unsqueeze(0).expand(n, -1, -1, -1), self.cen(x).unsqueeze(1)), dim=1
-        )  # n 4 V V
-        # All four aggregations in one batched matmul; subset k lands in slot k of dim 0, so each
-        # slot is a contiguous n C T V tensor that its 1x1 conv reads without a copy.
-        gathered = torch.matmul(x.reshape(1, n, c * t, v), adjacency.transpose(0, 1))
-        # unbind (not indexing) so backward stacks the four gradients once instead of
+        # The three static subsets in one batched matmul whose left operand is shared: every
+        # slot is a single (N*C*T) x V by V x V GEMM (large, cache-friendly), and slot k is a
+        # contiguous N C T V tensor that its 1x1 conv reads without a copy. Folding the batch
+        # into the subsets' batch dimension instead (N*4 small GEMMs with an expanded copy of x)
+        # is 1.5-2x slower forward and backward on CPU.
+        static = torch.matmul(x.reshape(1, n * c * t, v), self.PA).view(NUM_SUBSETS, n, c, t, v)
+        # unbind (not indexing) so backward stacks the three gradients once instead of
         # zero-filling a full-size buffer per subset.
-        static_0, static_1, static_2, dynamic = gathered.view(4, n, c, t, v).unbind(0)
+        static_0, static_1, static_2 = static.unbind(0)
+        dynamic = torch.matmul(x.reshape(n, c * t, v), self.cen(x)).view(n, c, t, v)
         y = torch.addcmul(self.conv_d[0](static_0), self.conv_cen(dynamic), self.lamb)
         y = y + self.conv_d[1](static_1)
         y = y + self.conv_d[2](static_2)
