@@ -29,9 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skelact import skeleton
 from skelact.data.dataset import SkeletonSet
 from skelact.data.reference_transforms import format_nctvm, random_crop_legacy, sample_clip
 from skelact.data.transforms import ClipSampler, rotation_matrices
+
+V = skeleton.NUM_JOINTS
 
 
 def make_set(
@@ -48,7 +51,7 @@ def make_set(
         {
             "frame_dir": f"S001C001P001R001A{i % 60 + 1:03d}_{i}",
             "label": i % 60,
-            "keypoint": rng.standard_normal((2, int(n), 25, 3), dtype=np.float32),
+            "keypoint": rng.standard_normal((2, int(n), V, 3), dtype=np.float32),
         }
         for i, n in enumerate(lengths)
     ]
