@@ -1,182 +1,346 @@
-"""Throughput of the five recognizers: inference and training step, eager and torch.compile'd.
+"""Train-step (and inference) throughput of skelact's recognizers against the reference, same run.
 
-Prints one row per (model, batch size, mode): samples/s for a forward pass (eval, no grad) and
-for a training step (forward, cross-entropy, backward, Adam step), float32 on the current device
-(CUDA when available). Inputs are random tensors already on the device, so the figures are the
-model's cost alone, not the data path's.
+Each implementation runs in its own worker process, and the workers take turns: round after
+round, every implementation times a few steps of the same model on the same input, so load on
+a shared machine hits them alike; the figure is the median over rounds. Implementations:
 
-    python benchmarks/models.py                      # all models, batch 32 and 64, eager + compile
-    python benchmarks/models.py --models hcn tacnn --batch-sizes 32 --no-compile
+* ``reference``: benchmarks/reference_models.py, a plain transcription of SkelAct's
+  recognizers (tests/test_benchmark_reference.py proves it reproduces the reference logits);
+* ``skelact``: this checkout's models (``build_model``), with the layout autotune applied as
+  training applies it (``--no-tune`` keeps the build default);
+* ``baseline``: with ``--baseline-rev REV``, the models of another revision of this
+  repository, checked out with ``git worktree`` into a temporary folder and imported from it.
+
+A train step is forward, cross-entropy, backward and an Adam step on random input already in
+memory, float32, batch 32 by default, 2 torch threads. Every figure is printed beside the CPU it
+was measured on (model name, the AVX2/AVX-512 flags, what ATen dispatches to).
+
+    python benchmarks/models.py                              # all five, reference vs skelact
+    python benchmarks/models.py --models hcn dgcn --baseline-rev main --rounds 7
+    python benchmarks/models.py --infer --json
+
+On a shared or busy machine the figures are noisy (the ratios less so, as the implementations
+alternate): for figures to quote, run on a quiet machine with ``--rounds 9`` or more.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from skelact.models import MODEL_NAMES, build_model, default_clip_len
-from skelact.models.common import set_memory_format
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+IMPLS = ("reference", "skelact", "baseline")
 
 
-def _rate(
-    step,
-    batch: int,
-    device: torch.device,
-    warmup: int,
-    min_time: float,
-    min_iters: int,
-    stat: str,
-    clock: str = "wall",
-) -> float:
-    """Samples/s of ``step()``: per-call times after ``warmup`` calls, for >= min_time s and
-    >= min_iters calls, summarised by their median (or their best, which on a shared, busy
-    machine is the closer estimate of what a quiet one does).
-
-    ``clock='cpu'`` times with the process's CPU time divided by the torch thread count: on a
-    shared CPU it estimates the wall time of a quiet machine (time spent waiting for other
-    processes is not counted); on CUDA it is meaningless, so only wall time is used there.
-    """
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    use_cpu = clock == "cpu" and device.type == "cpu"
-    now = time.process_time if use_cpu else time.perf_counter
-    scale = 1.0 / torch.get_num_threads() if use_cpu else 1.0
-    times: list[float] = []
-    while len(times) < min_iters or sum(times) < min_time:
-        start = now()
-        step()
-        _sync(device)
-        times.append((now() - start) * scale)
-    return batch / (min(times) if stat == "best" else statistics.median(times))
+# --- the CPU ----------------------------------------------------------------------------------
 
 
-def bench_model(
-    name: str,
-    batch: int,
-    device: torch.device,
-    *,
-    compile_model: bool,
-    contiguous: bool,
-    warmup: int,
-    min_time: float,
-    min_iters: int,
-    stat: str,
-    clock: str,
-) -> dict:
-    torch.manual_seed(0)
-    model = build_model(name).to(device)
-    x = torch.randn(batch, 3, default_clip_len(name), 25, 2, device=device)
-    y = torch.randint(0, 60, (batch,), device=device)
-    if contiguous:
-        set_memory_format(model, channels_last=False)
-    net = torch.compile(model) if compile_model else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+def cpu_description() -> dict:
+    """Model name, vector flags and ATen's dispatch level of this CPU (Linux /proc/cpuinfo)."""
+    name, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name == "unknown CPU":
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    import torch
 
-    def infer() -> None:
-        with torch.no_grad():
-            net(x)
-
-    def train_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x), y).backward()
-        optimizer.step()
-
-    model.eval()
-    fwd = _rate(infer, batch, device, warmup, min_time, min_iters, stat, clock)
-    model.train()
-    train = _rate(train_step, batch, device, warmup, min_time, min_iters, stat, clock)
     return {
-        "model": name,
-        "batch": batch,
-        "mode": "compile" if compile_model else "eager",
-        "layout": "contiguous" if contiguous else "channels_last",
-        "forward_per_s": fwd,
-        "train_step_per_s": train,
+        "model_name": name,
+        "avx2": "avx2" in flags,
+        "avx512": "avx512f" in flags,
+        "aten_capability": torch.backends.cpu.get_cpu_capability(),
+        "logical_cpus": os.cpu_count(),
     }
 
 
-def main() -> None:
+def cpu_line(cpu: dict) -> str:
+    vec = ", ".join(
+        f for f, on in (("AVX2", cpu["avx2"]), ("AVX-512", cpu["avx512"])) if on
+    )  # fmt: skip
+    return (
+        f"{cpu['model_name']} ({vec or 'no AVX2'}; ATen {cpu['aten_capability']}; "
+        f"{cpu['logical_cpus']} logical CPUs)"
+    )
+
+
+# --- the worker: one implementation, timed on request -----------------------------------------
+
+
+class Worker:
+    """Builds a model of one implementation and times steps of it (runs in a subprocess)."""
+
+    def __init__(self, impl: str, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.impl = impl
+        self.step = None
+
+    def setup(self, name: str, batch: int, mode: str, tune: bool) -> dict:
+        import torch
+        import torch.nn.functional as F
+
+        from skelact import skeleton
+        from skelact.models import build_model, default_clip_len
+
+        torch.manual_seed(0)
+        if self.impl == "reference":
+            sys.path.insert(0, str(HERE))
+            from reference_models import build_reference
+
+            model = build_reference(name)
+        else:
+            model = build_model(name)
+        clip_len = default_clip_len(name)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, 3, clip_len, skeleton.NUM_JOINTS, 2, generator=gen)
+        y = torch.randint(0, 60, (batch,), generator=gen)
+        layout = "nchw" if self.impl == "reference" else _layout_of(model)
+        if self.impl == "skelact" and tune:
+            try:
+                from skelact.models.tuning import tune_memory_format
+            except ImportError:  # a checkout without the autotune
+                pass
+            else:
+                layout = tune_memory_format(model, tuple(x.shape))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+        if mode == "train":
+            model.train()
+
+            def step() -> None:
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                optimizer.step()
+
+        else:
+            model.eval()
+
+            def step() -> None:
+                with torch.no_grad():
+                    model(x)
+
+        step()  # warm-up: first-call allocations and oneDNN primitive creation
+        step()
+        self.step = step
+        return {"layout": layout}
+
+    def time(self, steps: int, clock: str) -> float:
+        """Seconds per step: wall time, or this process's CPU time (``clock='cpu'``), which on
+        a shared machine leaves out the time spent waiting for other processes."""
+        now = time.process_time if clock == "cpu" else time.perf_counter
+        start = now()
+        for _ in range(steps):
+            self.step()
+        return (now() - start) / steps
+
+
+def _layout_of(model) -> str:
+    """The layout of the spatial conv weights (a baseline checkout may lack skelact's helper)."""
+    import torch
+
+    convs = [
+        m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)
+    ]
+    last = torch.channels_last
+    if convs and all(c.weight.is_contiguous(memory_format=last) for c in convs):
+        return "channels_last"
+    return "nchw"
+
+
+def serve(impl: str, threads: int) -> None:
+    """Worker loop: one JSON request per stdin line, one JSON answer per stdout line."""
+    worker = Worker(impl, threads)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "setup":
+            answer = worker.setup(req["model"], req["batch"], req["mode"], req["tune"])
+        elif req["op"] == "time":
+            answer = {"seconds": worker.time(req["steps"], req["clock"])}
+        elif req["op"] == "cpu":
+            answer = cpu_description()
+        else:
+            return
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+
+
+class WorkerProcess:
+    """The coordinator's handle on one worker subprocess importing skelact from ``src``."""
+
+    def __init__(self, impl: str, src: Path, threads: int) -> None:
+        env = dict(os.environ, PYTHONPATH=str(src))
+        # Thread pools sized like the run's torch threads, and nothing else in the worker.
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl]
+        cmd += ["--threads", str(threads)]
+        self.impl = impl
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def ask(self, **request) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.impl} worker died (see its stderr above)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+# --- checkouts --------------------------------------------------------------------------------
+
+
+def baseline_checkout(rev: str, tmp: Path) -> Path:
+    """A detached ``git worktree`` of ``rev`` under ``tmp``; returns its ``src`` folder."""
+    path = tmp / "baseline"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(path), rev],
+        check=True,
+    )
+    return path / "src"
+
+
+def remove_checkout(tmp: Path) -> None:
+    path = tmp / "baseline"
+    if path.exists():
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False
+        )
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def measure(workers: dict[str, WorkerProcess], args, name: str, mode: str) -> dict:
+    """Interleaved rounds of every implementation on ``name``: samples/s medians and ratios."""
+    layouts = {
+        impl: w.ask(op="setup", model=name, batch=args.batch, mode=mode, tune=not args.no_tune)[
+            "layout"
+        ]
+        for impl, w in workers.items()
+    }
+    steps = args.steps or (1 if name == "dgcn" else 3)
+    times: dict[str, list[float]] = {impl: [] for impl in workers}
+    order = list(workers)
+    for r in range(args.rounds):
+        # Alternate who goes first, so neither side always runs right after the other's.
+        for impl in order if r % 2 == 0 else order[::-1]:
+            times[impl].append(
+                workers[impl].ask(op="time", steps=steps, clock=args.clock)["seconds"]
+            )
+    rates = {impl: args.batch / statistics.median(t) for impl, t in times.items()}
+    spread = {
+        impl: (args.batch / max(t), args.batch / min(t)) for impl, t in times.items()
+    }  # fmt: skip
+    base = rates.get("reference")
+    return {
+        "model": name,
+        "mode": mode,
+        "batch": args.batch,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "clock": args.clock,
+        "steps_per_round": steps,
+        "samples_per_s": rates,
+        "range_per_s": spread,
+        "layouts": layouts,
+        "vs_reference": {k: v / base for k, v in rates.items()} if base else {},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    from skelact.models import MODEL_NAMES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64])
-    parser.add_argument("--no-compile", action="store_true", help="Eager mode only.")
-    parser.add_argument(
-        "--contiguous",
-        action="store_true",
-        help="Contiguous (NCHW) conv weights instead of the models' channels-last default.",
-    )
-    parser.add_argument("--stat", choices=("median", "best"), default="median")
+    parser.add_argument("--impls", nargs="+", default=["reference", "skelact"], choices=IMPLS)
+    parser.add_argument("--baseline-rev", help="Also time this git revision's models.")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per worker.")
+    parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds (median).")
+    parser.add_argument("--steps", type=int, help="Steps per round (default 3; dgcn 1).")
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
-        help="cpu: process CPU time / threads (a quiet-machine estimate on a shared CPU).",
+        help="cpu: process CPU time per step (a work estimate on a busy machine; with several "
+        "threads it counts their sum, so compare ratios, not rates)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i].")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads.")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--min-time", type=float, default=3.0, help="Seconds timed per figure.")
-    parser.add_argument("--min-iters", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="Print JSON rows instead of a table.")
-    args = parser.parse_args()
+    parser.add_argument("--infer", action="store_true", help="Also time inference (no grad).")
+    parser.add_argument("--no-tune", action="store_true", help="skelact: skip the autotune.")
+    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return serve(args.worker, args.threads)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        where = torch.cuda.get_device_name(device)
-    else:
-        where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-    modes = [False] if args.no_compile else [False, True]
-    if not args.json:
-        layout = "contiguous" if args.contiguous else "channels-last"
-        print(
-            f"device: {device} ({where}), torch {torch.__version__}, float32, {layout} weights,"
-            f" {args.stat} of per-step {args.clock}-clock times"
-        )
-        print(f"{'model':<6} {'batch':>5} {'mode':<8} {'forward/s':>10} {'train step/s':>13}")
-    rows = []
-    for name in args.models:
-        for batch in args.batch_sizes:
-            for compiled in modes:
-                row = bench_model(
-                    name,
-                    batch,
-                    device,
-                    compile_model=compiled,
-                    contiguous=args.contiguous,
-                    warmup=args.warmup + (2 if compiled else 0),
-                    min_time=args.min_time,
-                    min_iters=args.min_iters,
-                    stat=args.stat,
-                    clock=args.clock,
-                )
+    impls = [i for i in args.impls if i != "baseline"]
+    if args.baseline_rev:
+        impls.append("baseline")
+    tmp = Path(tempfile.mkdtemp(prefix="skelact-bench-"))
+    workers: dict[str, WorkerProcess] = {}
+    try:
+        here_src = REPO / "src"
+        for impl in impls:
+            src = baseline_checkout(args.baseline_rev, tmp) if impl == "baseline" else here_src
+            workers[impl] = WorkerProcess(impl, src, args.threads)
+        cpu = next(iter(workers.values())).ask(op="cpu")
+        where = cpu_line(cpu)
+        load = os.getloadavg()[0]
+        if not args.json:
+            print(f"CPU: {where}; load average {load:.2f} at start")
+            print(
+                f"batch {args.batch}, {args.threads} torch threads, float32, median of "
+                f"{args.rounds} interleaved rounds, {args.clock} clock; "
+                f"baseline = {args.baseline_rev or '-'}"
+            )
+        rows = []
+        for name in args.models:
+            for mode in ("train", "infer") if args.infer else ("train",):
+                row = measure(workers, args, name, mode)
+                row["cpu"] = where
                 rows.append(row)
                 if not args.json:
-                    print(
-                        f"{name:<6} {batch:>5} {row['mode']:<8} {row['forward_per_s']:>10.1f}"
-                        f" {row['train_step_per_s']:>13.1f}",
-                        flush=True,
+                    cells = "  ".join(
+                        f"{impl} {rate:7.1f}/s"
+                        + (f" (x{row['vs_reference'][impl]:.2f})" if row["vs_reference"] else "")
+                        for impl, rate in row["samples_per_s"].items()
                     )
-    if args.json:
-        print(json.dumps({"device": str(device), "where": where, "rows": rows}, indent=2))
+                    print(f"{name:<6} {mode:<5} {cells}   [{cpu['model_name']}]", flush=True)
+        if args.json:
+            print(json.dumps({"cpu": cpu, "load_avg_start": load, "rows": rows}, indent=2))
+        elif load > (cpu["logical_cpus"] or 1) * 0.5:
+            print(
+                "note: the machine was busy; for quotable figures rerun on a quiet machine "
+                "with --rounds 9 (ratios are interleaved, absolute rates are not)"
+            )
+    finally:
+        for worker in workers.values():
+            worker.close()
+        remove_checkout(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

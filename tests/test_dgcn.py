@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from skelact import skeleton
-from skelact.models.dgcn import build_dgcn, dgcn_key_map
+from skelact.models import ModelError, build_model, reference_key_map
+from skelact.models.dgcn import KEY_MAP
 from skelact.models.graph import edges_to_matrix, normalize_columns, ntu_adjacency
 
 
@@ -22,16 +23,13 @@ def _reference_keys(reference_dir: Path) -> dict[str, tuple[int, ...]]:
     return keys
 
 
+def build_dgcn(**options) -> torch.nn.Module:
+    return build_model("dgcn", **options)
+
+
 def _mapped(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    renames = dgcn_key_map()
-    out = {}
-    for key, value in state_dict.items():
-        for old, new in renames.items():
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        out[key] = value
-    return out
+    renames = reference_key_map(build_dgcn())
+    return {renames[k]: v for k, v in state_dict.items()}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +121,7 @@ def test_one_person_input() -> None:
 
 
 def test_rejects_bad_options() -> None:
-    with pytest.raises(ValueError, match="num_joints"):
+    with pytest.raises(ModelError, match=r"num_joints=17 needs that layout .*skeleton\.py"):
         build_dgcn(num_joints=17)
     with pytest.raises(ValueError, match="clip_len"):
         build_dgcn(clip_len=30)
@@ -150,7 +148,9 @@ def test_initialisation_follows_reference() -> None:
 
 
 def test_key_map_is_identity() -> None:
-    assert dgcn_key_map() == {}
+    # The module tree is named after the reference's: no rename rule, every key maps to itself.
+    assert KEY_MAP == ()
+    assert all(own == ref for own, ref in reference_key_map(build_dgcn()).items())
 
 
 # --- the graph -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from skelact import skeleton
 from skelact.models import (
     MODEL_NAMES,
     CheckpointError,
@@ -24,6 +25,7 @@ from skelact.models import (
 from skelact.models.checkpoint import save_own_checkpoint
 from skelact.models.complexity import NOTE, complexity_table, format_table
 
+V = skeleton.NUM_JOINTS
 EXPECTED = {  # params (exact), GFLOPs (mmcv-style MACs, 3 decimals)
     "tscnn": (1_013_020, 0.083),
     "hcn": (1_047_036, 0.196),
@@ -56,7 +58,7 @@ def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def _sample(name: str, n: int = 2, persons: int = 2, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, default_clip_len(name), 25, persons, generator=gen)
+    return torch.randn(n, 3, default_clip_len(name), V, persons, generator=gen)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -196,7 +198,7 @@ def test_build_options_change_the_architecture() -> None:
     ]
     long_tscnn = build_model("tscnn", clip_len=64)
     assert long_tscnn.backbone.fc5.linear.in_features == 4096
-    assert long_tscnn(torch.randn(2, 3, 64, 25, 2)).shape == (2, 60)
+    assert long_tscnn(torch.randn(2, 3, 64, V, 2)).shape == (2, 60)
     one_person = build_model("hcn", num_persons=1, num_joints=20, in_channels=2)
     assert one_person(torch.randn(2, 2, 64, 20, 1)).shape == (2, 60)
     grouped = build_model("tacnn", groups=(8, 4))

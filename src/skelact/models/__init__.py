@@ -1,33 +1,40 @@
 """The five SkelAct recognizers, built by name.
 
 ``build_model('hcn', num_classes=120)`` returns an ``nn.Module`` mapping ``N x C x T x V x M``
-float32 skeletons to ``N x num_classes`` logits. Builders are imported lazily so that one broken
-or heavy model module never stops the others from loading.
+float32 skeletons to ``N x num_classes`` logits. Each model file registers its builder with
+:func:`~skelact.models.registry.register_model` (default clip length, own options, checkpoint
+key map beside the model); importing this package imports them, in the registry's order.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+# isort: off
+# Each model module registers itself on import; this order is the registry's (and every table's).
+from skelact.models import tscnn, hcn, tacnn, dgcn  # noqa: F401
+
+# isort: on
 from skelact.models.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
+    check_finite_state_dict,
     export_mmaction_checkpoint,
     load_checkpoint,
     reference_key_map,
     to_mmaction_state_dict,
 )
+from skelact.models.registry import DIM_NAMES, Dims, ModelError, entry, model_names
 
 __all__ = [
     "MODEL_NAMES",
     "CheckpointError",
+    "ModelError",
     "build_from_checkpoint",
     "build_model",
+    "check_finite_state_dict",
     "default_clip_len",
     "export_mmaction_checkpoint",
     "load_checkpoint",
@@ -36,46 +43,18 @@ __all__ = [
     "to_mmaction_state_dict",
 ]
 
-MODEL_NAMES: tuple[str, ...] = ("tscnn", "hcn", "hcnb", "tacnn", "dgcn")
-
-_BUILDERS: dict[str, tuple[str, str]] = {
-    "tscnn": ("skelact.models.tscnn", "build_tscnn"),
-    "hcn": ("skelact.models.hcn", "build_hcn"),
-    "hcnb": ("skelact.models.hcn", "build_hcnb"),
-    "tacnn": ("skelact.models.tacnn", "build_tacnn"),
-    "dgcn": ("skelact.models.dgcn", "build_dgcn"),
-}
-
-_DEFAULT_CLIP_LEN: dict[str, int] = {"tscnn": 32, "hcn": 64, "hcnb": 64, "tacnn": 64, "dgcn": 64}
-
-_COMMON = ("num_classes", "clip_len", "num_joints", "num_persons", "in_channels")
-
-
-def _check_name(name: str) -> None:
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+#: Registered names, in registration order: tscnn, hcn, hcnb, tacnn, dgcn.
+MODEL_NAMES: tuple[str, ...] = model_names()
 
 
 def default_clip_len(name: str) -> int:
     """Frames per clip the reference trains and tests ``name`` with (32 tscnn, 64 others)."""
-    _check_name(name)
-    return _DEFAULT_CLIP_LEN[name]
-
-
-def _builder(name: str) -> Callable[..., nn.Module]:
-    module_name, func_name = _BUILDERS[name]
-    return getattr(importlib.import_module(module_name), func_name)
+    return entry(name).clip_len
 
 
 def model_options(name: str) -> dict[str, Any]:
     """The model-specific keyword options of ``name`` and their defaults (for help texts)."""
-    _check_name(name)
-    sig = inspect.signature(_builder(name))
-    return {
-        p.name: p.default
-        for p in sig.parameters.values()
-        if p.name not in _COMMON and p.kind is not p.VAR_KEYWORD
-    }
+    return dict(entry(name).options)
 
 
 def _plain(value: Any) -> Any:
@@ -87,50 +66,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_model(
-    name: str,
-    *,
-    num_classes: int = 60,
-    clip_len: int | None = None,
-    num_joints: int = 25,
-    num_persons: int = 2,
-    in_channels: int = 3,
-    **model_options: Any,
-) -> nn.Module:
+def build_model(name: str, *, clip_len: int | None = None, **options: Any) -> nn.Module:
     """Build recognizer ``name`` with the reference initialisation.
 
-    ``clip_len=None`` means :func:`default_clip_len`. Unknown options raise ``ValueError`` (a
-    typo must not silently train the default model). The result carries
-    ``skelact_spec = {'name', 'options'}`` with every option resolved, so checkpoints can
-    rebuild it.
+    ``options`` are the shared sizes (``num_classes``, ``num_joints``, ``num_persons``,
+    ``in_channels``; ``clip_len=None`` means :func:`default_clip_len`) and the model's own
+    options (:func:`model_options`). An unknown option raises :class:`ModelError` (a typo must
+    not silently train the default model). The result carries ``skelact_spec = {'name',
+    'options'}`` with every option resolved, so checkpoints can rebuild it.
     """
-    _check_name(name)
-    builder = _builder(name)
-    kwargs = dict(
-        num_classes=num_classes,
-        clip_len=default_clip_len(name) if clip_len is None else clip_len,
-        num_joints=num_joints,
-        num_persons=num_persons,
-        in_channels=in_channels,
-        **model_options,
-    )
-    sig = inspect.signature(builder)
-    params = sig.parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    unknown = sorted(k for k in model_options if k not in params)
-    if unknown and not takes_any:
-        accepted = ", ".join(k for k in params if k not in _COMMON) or "none"
-        raise ValueError(
+    spec = entry(name)
+    unknown = sorted(k for k in options if k not in DIM_NAMES and k not in spec.options)
+    if unknown:
+        accepted = ", ".join(spec.options) or "none"
+        raise ModelError(
             f"unknown option(s) for model {name!r}: {', '.join(unknown)} (accepted: {accepted})"
         )
-    model = builder(**kwargs)
-    bound = sig.bind(**kwargs)
-    bound.apply_defaults()
-    resolved: dict[str, Any] = {}
-    for key, value in bound.arguments.items():
-        if params[key].kind is params[key].VAR_KEYWORD:
-            resolved.update(value)
-        else:
-            resolved[key] = value
-    model.skelact_spec = {"name": name, "options": _plain(resolved)}
+    dims = Dims(
+        clip_len=spec.clip_len if clip_len is None else clip_len,
+        **{k: v for k, v in options.items() if k in DIM_NAMES},
+    )
+    own = {**spec.options, **{k: v for k, v in options.items() if k in spec.options}}
+    model = spec.builder(dims, **own)
+    resolved = {k: getattr(dims, k) for k in DIM_NAMES}
+    model.skelact_spec = {"name": name, "options": _plain({**resolved, **own})}
     return model

@@ -1,15 +1,11 @@
 """Loading and exporting weights: the project's own checkpoints and SkelAct/MMAction2 ones.
 
 Our modules use their own attribute names; SkelAct checkpoints use MMAction2's
-(``backbone.net_l.0.weight``, ``cls_head.fc.bias``...). :func:`reference_key_map` gives, for a
-built model, the one-to-one map between the two, so loading and exporting are exact renames
-checked strictly: every key used, none missing, every shape equal, with errors that name the
-offending keys.
-
-A model whose conversion is more than a rename (e.g. fused convolutions) may define
-``to_reference_state_dict(state) -> state`` and ``from_reference_state_dict(state) -> state``
-methods; they are used instead of the rename rules. Models without rules or hooks use their own
-keys as reference keys.
+(``backbone.net_l.0.weight``, ``cls_head.fc.bias``...). Each model file registers its rename
+rules beside the model (``register_model(..., key_map=...)``); :func:`reference_key_map` applies
+them to a built model's keys, giving the one-to-one map between the two, so loading and exporting
+are exact renames checked strictly: every key used, none missing, every shape equal, with errors
+that name the offending keys.
 """
 
 from __future__ import annotations
@@ -24,58 +20,19 @@ import torch
 from torch import nn
 
 from skelact.atomic import atomic_write
+from skelact.errors import SkelactError
+from skelact.models.registry import KeyRules, entry
 
 OWN_FORMAT = "skelact"
 OWN_FORMAT_VERSION = 1
+#: Keys of an exported SkelAct/MMAction2 checkpoint's ``meta`` that let it load without a name.
+META_MODEL = "skelact_model"
+META_OPTIONS = "skelact_options"
 _MAX_LISTED = 12
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SkelactError, ValueError):
     """A checkpoint that cannot be read or does not fit the model (message names the keys)."""
-
-
-def _stream_rules(ours: str, theirs: str, with_bn: bool) -> list[tuple[str, str]]:
-    conv1 = f"backbone.{theirs}.0.0." if with_bn else f"backbone.{theirs}.0."
-    return [
-        (rf"^backbone\.{ours}\.conv1\.", conv1),
-        (rf"^backbone\.{ours}\.bn1\.", f"backbone.{theirs}.0.1."),
-        (rf"^backbone\.{ours}\.conv2\.", f"backbone.{theirs}.2."),
-        (rf"^backbone\.{ours}\.conv3\.", f"backbone.{theirs}.4."),
-        (rf"^backbone\.{ours}\.conv4\.", f"backbone.{theirs}.6."),
-    ]
-
-
-_HEAD = [(r"^head\.fc\.", "cls_head.fc.")]
-
-# Own key prefix (regex) -> reference prefix; keys matching no rule are the same in both.
-_RENAME_RULES: dict[str, list[tuple[str, str]]] = {
-    "tscnn": [
-        (r"^backbone\.position\.transform\.weight$", "backbone.net_l.0.trans_mat"),
-        (r"^backbone\.motion\.transform\.weight$", "backbone.net_m.0.trans_mat"),
-        (r"^backbone\.position\.conv\.", "backbone.net_l.1."),
-        (r"^backbone\.motion\.conv\.", "backbone.net_m.1."),
-        (r"^backbone\.(fc\d)\.linear\.", r"backbone.\1.0."),
-        (r"^backbone\.(fc\d)\.act\.", r"backbone.\1.1."),
-        *_HEAD,
-    ],
-    "hcn": [
-        *_stream_rules("position", "net_l", False),
-        *_stream_rules("motion", "net_m", False),
-        (r"^backbone\.fc7\.linear\.", "backbone.fc7.0."),
-        *_HEAD,
-    ],
-    "hcnb": [
-        *_stream_rules("position", "net_l", True),
-        *_stream_rules("motion", "net_m", True),
-        (r"^backbone\.fc7\.linear\.", "backbone.fc7.0."),
-        *_HEAD,
-    ],
-    "tacnn": [
-        *_stream_rules("position", "net_l", True),
-        *_stream_rules("motion", "net_m", True),
-        *_HEAD,
-    ],
-}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -94,26 +51,14 @@ def _model_name(model: nn.Module) -> str | None:
     return spec.get("name")
 
 
-def _rules_for(model: nn.Module) -> list[tuple[str, str]]:
-    name = _model_name(model)
-    if name in ("hcn", "hcnb"):
-        # The BN switch changes the reference layout, whichever name built the model.
-        with_bn = bool(model.skelact_spec["options"].get("with_bn"))
-        name = "hcnb" if with_bn else "hcn"
-    if name == "dgcn":
-        return _dgcn_rules()
-    return _RENAME_RULES.get(name or "", [])
+def _rules_for(model: nn.Module) -> KeyRules:
+    spec = getattr(model, "skelact_spec", None) or {}
+    if not spec.get("name"):
+        return ()  # a model built outside the registry: its own keys are the reference keys
+    return entry(spec["name"]).key_rules(spec.get("options") or {})
 
 
-def _dgcn_rules() -> list[tuple[str, str]]:
-    """DGCN's module publishes reference-prefix -> own-prefix pairs (empty: same names)."""
-    from skelact.models import dgcn
-
-    pairs = getattr(dgcn, "dgcn_key_map", dict)()
-    return [(rf"^{re.escape(own)}", ref.replace("\\", "\\\\")) for ref, own in pairs.items()]
-
-
-def _rename(key: str, rules: list[tuple[str, str]]) -> str:
+def _rename(key: str, rules: KeyRules) -> str:
     for pattern, repl in rules:
         new, count = re.subn(pattern, repl, key)
         if count:
@@ -138,18 +83,11 @@ def reference_key_map(model: nn.Module) -> dict[str, str]:
 def to_mmaction_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's state under SkelAct/MMAction2 key names (what a reference checkpoint holds)."""
     model = unwrap(model)
-    state = model.state_dict()
-    hook = getattr(model, "to_reference_state_dict", None)
-    if callable(hook):
-        return dict(hook(state))
     mapping = reference_key_map(model)
-    return {mapping[k]: v for k, v in state.items()}
+    return {mapping[k]: v for k, v in model.state_dict().items()}
 
 
 def _from_reference(model: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    hook = getattr(model, "from_reference_state_dict", None)
-    if callable(hook):
-        return dict(hook(state))
     inverse = {ref: own for own, ref in reference_key_map(model).items()}
     return {inverse[k]: v for k, v in state.items()}
 
@@ -181,6 +119,25 @@ def check_state(
         problems.append(f"shape mismatches: {_listing(mismatched)}")
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
+
+
+def check_finite_state_dict(state_dict: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`CheckpointError` naming the first floating tensor holding NaN or inf.
+
+    Weights like that come from a diverged run; predicting with them gives constant or NaN
+    scores that look like a data problem, so callers check before using a checkpoint.
+    """
+    for key, value in state_dict.items():
+        if (
+            isinstance(value, torch.Tensor)
+            and (value.is_floating_point() or value.is_complex())
+            and not bool(torch.isfinite(value).all())
+        ):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {key!r} has {bad} non-finite value(s) (NaN or inf); "
+                "the run that wrote it diverged"
+            )
 
 
 def load_mmaction_state_dict(
@@ -252,6 +209,10 @@ def load_into(model: nn.Module, ckpt: Mapping[str, Any], path: str | os.PathLike
         if saved and name and saved != name:
             raise CheckpointError(f"{path} holds a {saved!r} model, not {name!r}")
         return load_own_state_dict(model, _state_of(ckpt, path), str(path))
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), Mapping) else {}
+    saved, name = meta.get(META_MODEL), _model_name(unwrap(model))
+    if saved and name and saved != name:
+        raise CheckpointError(f"{path} holds a {saved!r} model, not {name!r}")
     state = _state_of(ckpt, path)
     own_keys = unwrap(model).state_dict().keys()
     if set(state) == set(own_keys) and set(own_keys) != set(to_mmaction_state_dict(model)):
@@ -269,8 +230,9 @@ def _head_classes(state: Mapping[str, torch.Tensor], path: Path) -> int:
 def build_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> nn.Module:
     """Rebuild a model from a checkpoint and load its weights.
 
-    Own checkpoints carry the model name and options (``overrides`` replace options).
-    SkelAct/MMAction2 checkpoints need ``name=``; ``num_classes`` comes from the head weight.
+    Own checkpoints carry the model name and options (``overrides`` replace options), and so do
+    SkelAct/MMAction2 checkpoints written by :func:`export_mmaction_checkpoint` (in ``meta``).
+    Other SkelAct/MMAction2 checkpoints need ``name=``; ``num_classes`` comes from the head.
     """
     path = Path(path)
     return build_from_loaded(read_checkpoint(path), path, **overrides)
@@ -295,6 +257,9 @@ def build_from_loaded(
         options = {**dict(spec.get("options") or {}), **overrides}
         model = build_model(spec["name"], **options)
     else:
+        meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), Mapping) else {}
+        saved = meta.get(META_MODEL)
+        name = name or saved  # a different name is reported by load_into
         if name is None:
             raise CheckpointError(
                 f"{path} is a SkelAct/MMAction2 checkpoint, which does not record its model name: "
@@ -302,17 +267,24 @@ def build_from_loaded(
                 f"{', '.join(MODEL_NAMES)}"
             )
         state = _state_of(ckpt, path)
-        overrides.setdefault("num_classes", _head_classes(state, path))
-        model = build_model(name, **overrides)
+        options = {**dict(meta.get(META_OPTIONS) or {}), **overrides} if saved else overrides
+        options.setdefault("num_classes", _head_classes(state, path))
+        model = build_model(name, **options)
     return load_into(model, ckpt, path)
 
 
 def export_mmaction_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``{'meta', 'state_dict'}`` with reference keys (loadable by SkelAct/MMAction2)."""
+    """Write ``{'meta', 'state_dict'}`` with reference keys (loadable by SkelAct/MMAction2).
+
+    ``meta`` also records the model's name and options (:data:`META_MODEL`,
+    :data:`META_OPTIONS`; MMAction2 ignores them), so :func:`build_from_checkpoint` rebuilds the
+    model from the file alone.
+    """
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in to_mmaction_state_dict(model).items()}
-    spec = getattr(unwrap(model), "skelact_spec", {})
-    payload = {"meta": {"skelact_model": spec.get("name")}, "state_dict": state}
+    spec = getattr(unwrap(model), "skelact_spec", None) or {}
+    meta = {META_MODEL: spec.get("name"), META_OPTIONS: dict(spec.get("options") or {})}
+    payload = {"meta": meta, "state_dict": state}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 

@@ -113,6 +113,15 @@ class SqueezeExcitation(nn.Module):
         return x * scale
 
 
+def cnn_recognizer(backbone: nn.Module, num_classes: int) -> Recognizer:
+    """The CNN family's closing steps: reference initialisation, linear head, channels-last."""
+    from skelact.models.heads import LinearHead
+
+    init_cnn_weights(backbone)
+    head = LinearHead(backbone.out_features, num_classes)
+    return set_memory_format(Recognizer(backbone, head))
+
+
 class Recognizer(nn.Module):
     """A backbone that maps ``N x C x T x V x M`` to features, then a head to class logits.
 

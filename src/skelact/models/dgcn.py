@@ -7,12 +7,12 @@ temporal convolution. Two learnable joint projections shrink the graph (25 -> 15
 alpha = 0.6) as the clip is strided in time.
 
 Module and attribute names follow the reference's state-dict layout (``backbone.agcn_networks.*``,
-``cls_head.fc``), so SkelAct/MMAction2 checkpoints load with the identity key mapping
-(:func:`dgcn_key_map`). The forward pass is reorganised for speed without changing the result:
-all four graph aggregations of a block (three static subsets and the dynamic one) are one batched
-matmul, and the spatial/temporal/channel attention is folded into a single rescaling of the
-features. Every counted layer (convs, norms, activations, pooling) is still called as a module
-with the reference's shapes, so ``ptflops`` reports the reference's figures.
+``cls_head.fc``), so SkelAct/MMAction2 checkpoints load with the identity key map
+(:data:`KEY_MAP`, empty). The forward pass is reorganised for speed without changing the result:
+the three static graph aggregations of a block are one batched matmul over large GEMMs, and the
+spatial/temporal/channel attention is folded into a single rescaling of the features. Every
+counted layer (convs, norms, activations, pooling) is still called as a module with the
+reference's shapes, so ``ptflops`` reports the reference's figures.
 """
 
 from __future__ import annotations
@@ -23,9 +23,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from skelact import skeleton
 from skelact.models.graph import ntu_adjacency
+from skelact.models.registry import Dims, KeyRules, ModelError, register_model
 
-__all__ = ["DGCN", "DGCNHead", "DGCNRecognizer", "build_dgcn", "dgcn_key_map"]
+__all__ = ["DGCN", "KEY_MAP", "DGCNHead", "DGCNRecognizer", "build_dgcn"]
+
+#: Own key -> reference key: no rule, the module tree is named after the reference's.
+KEY_MAP: KeyRules = ()
 
 TEMPORAL_KERNEL = 9
 NUM_SUBSETS = 3
@@ -162,15 +167,14 @@ class DynamicGraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape
-        adjacency = torch.cat(
-            (self.PA.unsqueeze(0).expand(n, -1, -1, -1), self.cen(x).unsqueeze(1)), dim=1
-        )  # n 4 V V
-        # All four aggregations in one batched matmul; subset k lands in slot k of dim 0, so each
-        # slot is a contiguous n C T V tensor that its 1x1 conv reads without a copy.
-        gathered = torch.matmul(x.reshape(1, n, c * t, v), adjacency.transpose(0, 1))
-        # unbind (not indexing) so backward stacks the four gradients once instead of
+        # The three static subsets in one batched matmul whose left operand is shared: each
+        # slot is a single (N*C*T) x V by V x V GEMM (the reference's shape, no expanded copy
+        # of x), and slot k is a contiguous N C T V tensor that its 1x1 conv reads as it is.
+        static = torch.matmul(x.reshape(1, n * c * t, v), self.PA).view(NUM_SUBSETS, n, c, t, v)
+        # unbind (not indexing) so backward stacks the three gradients once instead of
         # zero-filling a full-size buffer per subset.
-        static_0, static_1, static_2, dynamic = gathered.view(4, n, c, t, v).unbind(0)
+        static_0, static_1, static_2 = static.unbind(0)
+        dynamic = torch.matmul(x.reshape(n, c * t, v), self.cen(x)).view(n, c, t, v)
         y = torch.addcmul(self.conv_d[0](static_0), self.conv_cen(dynamic), self.lamb)
         y = y + self.conv_d[1](static_1)
         y = y + self.conv_d[2](static_2)
@@ -189,7 +193,7 @@ class DGCNBlock(nn.Module):
         *,
         stride: int = 1,
         lamb: float = 1.0,
-        num_joints: int = 25,
+        num_joints: int = skeleton.NUM_JOINTS,
         clip_len: int = 64,
         residual: bool = True,
     ) -> None:
@@ -254,7 +258,7 @@ class DGCN(nn.Module):
         self,
         in_channels: int = 3,
         *,
-        num_joints: int = 25,
+        num_joints: int = skeleton.NUM_JOINTS,
         clip_len: int = 64,
         alpha: float = 0.6,
         lamb: float = 1.0,
@@ -340,43 +344,23 @@ class DGCNRecognizer(nn.Module):
         return self.cls_head(self.backbone(x))
 
 
-def build_dgcn(
-    num_classes: int = 60,
-    clip_len: int = 64,
-    num_joints: int = 25,
-    num_persons: int = 2,
-    in_channels: int = 3,
-    *,
-    alpha: float = 0.6,
-    lambda_: float = 1.0,
-) -> DGCNRecognizer:
+@register_model("dgcn", clip_len=64, options={"alpha": 0.6, "lambda_": 1.0}, key_map=KEY_MAP)
+def build_dgcn(dims: Dims, *, alpha: float, lambda_: float) -> DGCNRecognizer:
     """Build the Dynamic GCN recognizer with the reference's defaults (NTU 60, T = 64).
 
     ``alpha`` sets the joint reduction of each projection (25 -> 15 -> 9 at 0.6); ``lambda_``
-    (``lamb`` in the reference) is the initial weight of the dynamic branch. Only the NTU 25-joint
-    graph is built in, so ``num_joints`` must be 25.
+    (``lamb`` in the reference) is the initial weight of the dynamic branch. The static graph is
+    the one :mod:`skelact.skeleton` describes, so ``num_joints`` must be its joint count: another
+    layout needs its joints and bones described there (``JOINT_NAMES``, ``INWARD_BONES``).
     """
-    if num_joints != 25:
-        raise ValueError(f"DGCN only has the NTU 25-joint graph; num_joints={num_joints}")
+    if dims.num_joints != skeleton.NUM_JOINTS:
+        raise ModelError(
+            f"dgcn builds its graph from skelact.skeleton's {skeleton.NUM_JOINTS}-joint layout, "
+            f"so num_joints={dims.num_joints} needs that layout (JOINT_NAMES, INWARD_BONES) "
+            "described in skelact/skeleton.py first"
+        )
     backbone = DGCN(
-        in_channels, num_joints=num_joints, clip_len=clip_len, alpha=alpha, lamb=lambda_
-    )
-    model = DGCNRecognizer(backbone, DGCNHead(num_classes, 256, num_persons))
-    model.skelact_spec = {
-        "name": "dgcn",
-        "options": {
-            "num_classes": num_classes,
-            "clip_len": clip_len,
-            "num_joints": num_joints,
-            "num_persons": num_persons,
-            "in_channels": in_channels,
-            "alpha": alpha,
-            "lambda_": lambda_,
-        },
-    }
-    return model
-
-
-def dgcn_key_map() -> dict[str, str]:
-    """Reference key prefix -> own key prefix; empty because the layouts are identical."""
-    return {}
+        dims.in_channels, num_joints=dims.num_joints, clip_len=dims.clip_len, alpha=alpha,
+        lamb=lambda_,
+    )  # fmt: skip
+    return DGCNRecognizer(backbone, DGCNHead(dims.num_classes, 256, dims.num_persons))

@@ -9,23 +9,55 @@ BatchNorm after the first conv and averages over time instead. Ta-CNN (tacnn.py)
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from skelact import skeleton
 from skelact.models.common import (
     LinearAct,
     Recognizer,
-    init_cnn_weights,
+    cnn_recognizer,
     max_over_persons,
     persons_as_samples,
-    set_memory_format,
     temporal_difference,
 )
-from skelact.models.heads import LinearHead
+from skelact.models.registry import Dims, KeyRules, register_model
 
 Reduce = Literal["flatten", "mean"]
+
+
+def stream_key_map(with_bn: bool) -> KeyRules:
+    """Own stream keys -> the reference's numbered ``net_l``/``net_m`` Sequentials.
+
+    With a BatchNorm the reference nests conv1 and its norm in a Sequential of their own
+    (``net_l.0.0``, ``net_l.0.1``), which shifts nothing else; Ta-CNN shares this layout.
+    """
+    rules: list[tuple[str, str]] = []
+    for ours, theirs in (("position", "net_l"), ("motion", "net_m")):
+        conv1 = f"backbone.{theirs}.0.0." if with_bn else f"backbone.{theirs}.0."
+        rules += [
+            (rf"^backbone\.{ours}\.conv1\.", conv1),
+            (rf"^backbone\.{ours}\.bn1\.", f"backbone.{theirs}.0.1."),
+            (rf"^backbone\.{ours}\.conv2\.", f"backbone.{theirs}.2."),
+            (rf"^backbone\.{ours}\.conv3\.", f"backbone.{theirs}.4."),
+            (rf"^backbone\.{ours}\.conv4\.", f"backbone.{theirs}.6."),
+        ]
+    return rules
+
+
+HEAD_KEY_MAP: KeyRules = ((r"^head\.fc\.", "cls_head.fc."),)
+
+
+def hcn_key_map(options: Mapping[str, Any]) -> KeyRules:
+    """The key map of an HCN built with ``options`` (the BN switch changes the layout)."""
+    return (
+        *stream_key_map(bool(options["with_bn"])),
+        (r"^backbone\.fc7\.linear\.", "backbone.fc7.0."),
+        *HEAD_KEY_MAP,
+    )
 
 
 class JointsToChannels(nn.Module):
@@ -70,7 +102,7 @@ class HCN(nn.Module):
     def __init__(
         self,
         in_channels: int = 3,
-        num_joints: int = 25,
+        num_joints: int = skeleton.NUM_JOINTS,
         clip_len: int = 64,
         num_persons: int = 2,
         with_bn: bool = False,
@@ -124,42 +156,31 @@ class HCN(nn.Module):
         return out
 
 
-def build_hcn(
-    num_classes: int = 60,
-    clip_len: int = 64,
-    num_joints: int = 25,
-    num_persons: int = 2,
-    in_channels: int = 3,
-    *,
-    with_bn: bool = False,
-    reduce: Reduce = "flatten",
-    dropout: float = 0.5,
-) -> Recognizer:
+def _build(dims: Dims, *, with_bn: bool, reduce: Reduce, dropout: float) -> Recognizer:
+    backbone = HCN(
+        dims.in_channels, dims.num_joints, dims.clip_len, dims.num_persons, with_bn, reduce,
+        dropout,
+    )  # fmt: skip
+    return cnn_recognizer(backbone, dims.num_classes)
+
+
+@register_model(
+    "hcn",
+    clip_len=64,
+    options={"with_bn": False, "reduce": "flatten", "dropout": 0.5},
+    key_map=hcn_key_map,
+)
+def build_hcn(dims: Dims, **options: Any) -> Recognizer:
     """HCN recognizer (defaults: the paper's HCN) with the reference initialisation."""
-    backbone = HCN(in_channels, num_joints, clip_len, num_persons, with_bn, reduce, dropout)
-    init_cnn_weights(backbone)
-    return set_memory_format(Recognizer(backbone, LinearHead(backbone.out_features, num_classes)))
+    return _build(dims, **options)
 
 
-def build_hcnb(
-    num_classes: int = 60,
-    clip_len: int = 64,
-    num_joints: int = 25,
-    num_persons: int = 2,
-    in_channels: int = 3,
-    *,
-    with_bn: bool = True,
-    reduce: Reduce = "mean",
-    dropout: float = 0.5,
-) -> Recognizer:
+@register_model(
+    "hcnb",
+    clip_len=64,
+    options={"with_bn": True, "reduce": "mean", "dropout": 0.5},
+    key_map=hcn_key_map,
+)
+def build_hcnb(dims: Dims, **options: Any) -> Recognizer:
     """HCN-Baseline: HCN with a BatchNorm after conv1 and temporal averaging instead of fc7."""
-    return build_hcn(
-        num_classes,
-        clip_len,
-        num_joints,
-        num_persons,
-        in_channels,
-        with_bn=with_bn,
-        reduce=reduce,
-        dropout=dropout,
-    )
+    return _build(dims, **options)

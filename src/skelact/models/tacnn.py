@@ -15,14 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skelact.models.common import (
-    Recognizer,
-    SqueezeExcitation,
-    init_cnn_weights,
-    set_memory_format,
-)
-from skelact.models.hcn import HCN, HCNStream
-from skelact.models.heads import LinearHead
+from skelact import skeleton
+from skelact.models.common import Recognizer, SqueezeExcitation, cnn_recognizer
+from skelact.models.hcn import HCN, HEAD_KEY_MAP, HCNStream, stream_key_map
+from skelact.models.registry import Dims, register_model
+
+#: Own key -> reference key: the HCN-Baseline stream layout (BN on), no fc7.
+KEY_MAP = (*stream_key_map(with_bn=True), *HEAD_KEY_MAP)
 
 
 class DualGroupConv(nn.Module):
@@ -107,7 +106,7 @@ class TaCNN(HCN):
     def __init__(
         self,
         in_channels: int = 3,
-        num_joints: int = 25,
+        num_joints: int = skeleton.NUM_JOINTS,
         clip_len: int = 64,
         num_persons: int = 2,
         groups: Sequence[int] = (10, 6),
@@ -129,20 +128,18 @@ class TaCNN(HCN):
         return TaCNNStream(in_channels, num_joints, self._groups, self._squeeze_factor, dropout)
 
 
+@register_model(
+    "tacnn",
+    clip_len=64,
+    options={"groups": (10, 6), "squeeze_factor": 1, "dropout": 0.5},
+    key_map=KEY_MAP,
+)
 def build_tacnn(
-    num_classes: int = 60,
-    clip_len: int = 64,
-    num_joints: int = 25,
-    num_persons: int = 2,
-    in_channels: int = 3,
-    *,
-    groups: Sequence[int] = (10, 6),
-    squeeze_factor: int = 1,
-    dropout: float = 0.5,
+    dims: Dims, *, groups: Sequence[int], squeeze_factor: int, dropout: float
 ) -> Recognizer:
     """Ta-CNN recognizer with the reference initialisation (SE convs included in Xavier init)."""
     backbone = TaCNN(
-        in_channels, num_joints, clip_len, num_persons, groups, squeeze_factor, dropout
-    )
-    init_cnn_weights(backbone)
-    return set_memory_format(Recognizer(backbone, LinearHead(backbone.out_features, num_classes)))
+        dims.in_channels, dims.num_joints, dims.clip_len, dims.num_persons, groups,
+        squeeze_factor, dropout,
+    )  # fmt: skip
+    return cnn_recognizer(backbone, dims.num_classes)

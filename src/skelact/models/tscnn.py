@@ -12,16 +12,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from skelact import skeleton
 from skelact.models.common import (
     LinearAct,
     Recognizer,
-    init_cnn_weights,
+    cnn_recognizer,
     max_over_persons,
     persons_as_samples,
-    set_memory_format,
     temporal_difference,
 )
-from skelact.models.heads import LinearHead
+from skelact.models.registry import Dims, register_model
+
+#: Own key -> SkelAct/MMAction2 key (the reference numbers its ``nn.Sequential`` children).
+KEY_MAP = (
+    (r"^backbone\.position\.transform\.weight$", "backbone.net_l.0.trans_mat"),
+    (r"^backbone\.motion\.transform\.weight$", "backbone.net_m.0.trans_mat"),
+    (r"^backbone\.position\.conv\.", "backbone.net_l.1."),
+    (r"^backbone\.motion\.conv\.", "backbone.net_m.1."),
+    (r"^backbone\.(fc\d)\.linear\.", r"backbone.\1.0."),
+    (r"^backbone\.(fc\d)\.act\.", r"backbone.\1.1."),
+    (r"^head\.fc\.", "cls_head.fc."),
+)
 
 
 class JointTransform(nn.Module):
@@ -66,7 +77,7 @@ class TSCNN(nn.Module):
     def __init__(
         self,
         in_channels: int = 3,
-        num_joints: int = 25,
+        num_joints: int = skeleton.NUM_JOINTS,
         clip_len: int = 32,
         num_persons: int = 2,
         transformed_joints: int = 30,
@@ -104,17 +115,13 @@ class TSCNN(nn.Module):
         return self.fc6(self.fc5(out))
 
 
-def build_tscnn(
-    num_classes: int = 60,
-    clip_len: int = 32,
-    num_joints: int = 25,
-    num_persons: int = 2,
-    in_channels: int = 3,
-    *,
-    transformed_joints: int = 30,
-    dropout: float = 0.5,
-) -> Recognizer:
+@register_model(
+    "tscnn", clip_len=32, options={"transformed_joints": 30, "dropout": 0.5}, key_map=KEY_MAP
+)
+def build_tscnn(dims: Dims, *, transformed_joints: int, dropout: float) -> Recognizer:
     """Two-Stream CNN recognizer with the reference initialisation."""
-    backbone = TSCNN(in_channels, num_joints, clip_len, num_persons, transformed_joints, dropout)
-    init_cnn_weights(backbone)
-    return set_memory_format(Recognizer(backbone, LinearHead(backbone.out_features, num_classes)))
+    backbone = TSCNN(
+        dims.in_channels, dims.num_joints, dims.clip_len, dims.num_persons, transformed_joints,
+        dropout,
+    )  # fmt: skip
+    return cnn_recognizer(backbone, dims.num_classes)

@@ -1,0 +1,34 @@
+"""benchmarks/models.py end to end: reference, this checkout and a git revision, same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_times_reference_checkout_and_baseline_side_by_side(tmp_path: Path) -> None:
+    env = dict(os.environ, SKELACT_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "models.py"), "--models", "hcnb"]
+    cmd += ["--batch", "2", "--rounds", "2", "--steps", "1", "--threads", "1"]
+    cmd += ["--baseline-rev", "HEAD", "--json"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cpu"]["model_name"] and "avx2" in report["cpu"]
+    (row,) = report["rows"]
+    assert set(row["samples_per_s"]) == {"reference", "skelact", "baseline"}
+    assert row["vs_reference"]["reference"] == 1.0
+    assert row["layouts"]["reference"] == "nchw"
+    assert report["cpu"]["model_name"] in row["cpu"]
+    worktrees = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "skelact-bench-" not in worktrees  # the temporary checkout is gone
