@@ -76,18 +76,27 @@ def test_evaluate_matches_training_validation_and_writes_files(trained, tmp_path
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_mmaction_checkpoint_needs_name_and_gives_same_metrics(trained, tmp_path):
+def test_mmaction_checkpoint_reads_its_model_from_meta_and_gives_same_metrics(trained, tmp_path):
+    import torch
+
     from skelact.models import build_from_checkpoint, export_mmaction_checkpoint
 
     root, data, out, uri, result = trained
     foreign = export_mmaction_checkpoint(build_from_checkpoint(out / "last.pt"), tmp_path / "m.pth")
-    with pytest.raises(ValueError, match="model name"):
-        evaluate(EvalConfig(checkpoint=str(foreign), data=str(data[1]), out_dir=str(tmp_path),
-                            track=False))  # fmt: skip
     own = evaluate(EvalConfig(checkpoint=str(out / "last.pt"), data=str(data[1]),
                               out_dir=str(tmp_path / "a"), track=False))  # fmt: skip
-    other = evaluate(EvalConfig(checkpoint=str(foreign), data=str(data[1]), model="tscnn",
-                                out_dir=str(tmp_path / "b"), track=False, clip_len=16,
+    exported = evaluate(EvalConfig(checkpoint=str(foreign), data=str(data[1]),
+                                   out_dir=str(tmp_path / "b"), track=False,
+                                   clip_ratio=0.9))  # fmt: skip
+    assert (exported.top1, exported.top5) == (own.top1, own.top5)
+    # Without the meta that names the model (a SkelAct/MMAction2 file), the name is required.
+    bare = tmp_path / "bare.pth"
+    torch.save({"state_dict": torch.load(foreign, weights_only=True)["state_dict"]}, bare)
+    with pytest.raises(ValueError, match="model name"):
+        evaluate(EvalConfig(checkpoint=str(bare), data=str(data[1]), out_dir=str(tmp_path / "c"),
+                            track=False))  # fmt: skip
+    other = evaluate(EvalConfig(checkpoint=str(bare), data=str(data[1]), model="tscnn",
+                                out_dir=str(tmp_path / "d"), track=False, clip_len=16,
                                 clip_ratio=0.9))  # fmt: skip
     assert (other.top1, other.top5) == (own.top1, own.top5)
 

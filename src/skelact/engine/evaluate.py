@@ -161,7 +161,9 @@ def sampling_for(name: str, raw_ckpt: dict, clip_len: int | None, clip_ratio: fl
     """Val sampling: explicit values, else the training run's config, else the recipe."""
     train_cfg = raw_ckpt.get("config") or {}
     recipe = recipe_for(name)
-    options = (raw_ckpt.get("model") or {}).get("options") or {}
+    # Own checkpoints keep the builder options under 'model'; exported MMAction2 files in 'meta'.
+    options = ((raw_ckpt.get("model") or {}).get("options")
+               or (raw_ckpt.get("meta") or {}).get("skelact_options") or {})  # fmt: skip
     if clip_len is None:
         clip_len = train_cfg.get("clip_len") or options.get("clip_len") or recipe["clip_len"]
     if clip_ratio is None:
