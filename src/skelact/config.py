@@ -595,6 +595,94 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
 
 
 # --------------------------------------------------------------------------------------------
+# The other stages: command line over params.yaml over the defaults above
+# --------------------------------------------------------------------------------------------
+
+
+def _given(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _override(section: Settings, **command_line: Any) -> dict[str, Any]:
+    """``section`` with the options given on the command line, re-validated as one section."""
+    values = {**section.model_dump(), **_given(command_line)}
+    return _validated(type(section), values, "command line").model_dump()
+
+
+def check_model(name: str) -> str:
+    """``name`` if it is a known model, else a ConfigError listing them."""
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return name
+
+
+def parse_model_options(items: list[str] | None) -> dict[str, Any] | None:
+    """``--model-option KEY=VALUE`` pairs; values read as YAML scalars (1, 0.5, true, abc)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--model-option expects KEY=VALUE, got {bounded(item)}")
+        try:
+            out[key] = yaml.load(value, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            out[key] = value
+    return out or None
+
+
+def synth_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact synth``'s settings (SynthSettings keywords besides out_dir and clean)."""
+    return _override(params.synth if params is not None else SynthParams(), **command_line)
+
+
+def preprocess_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact preprocess``'s settings: dataset, raw_dir, out_dir, format, workers, on_error."""
+    data = params.data if params is not None else DataParams()
+    section = params.preprocess if params is not None else PreprocessParams()
+    given = _given(command_line)
+    paths = {"raw_dir": data.raw_dir, "out_dir": data.prepared_dir} if params is not None else {}
+    paths.update({k: given.pop(k) for k in ("raw_dir", "out_dir") if k in given})
+    for key in ("raw_dir", "out_dir"):
+        if key not in paths:
+            raise ConfigError(f"--{key.replace('_', '-')} is required (or --params params.yaml)")
+    dataset = given.pop("dataset", data.dataset)
+    if dataset not in ntu.DATASETS:
+        raise ConfigError(f"--dataset: {bounded(dataset)} is not one of {list(ntu.DATASETS)}")
+    options = _override(section, **given)
+    return {
+        "dataset": dataset,
+        "raw_dir": Path(paths["raw_dir"]),
+        "out_dir": Path(paths["out_dir"]),
+        **options,
+        "workers": options["workers"] or None,  # PreprocessSettings: None = all cores
+    }
+
+
+def evaluate_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact test``'s settings from ``evaluate`` and ``tracking``: batch_size, device,
+    track, tracking_uri (EvalConfig keywords)."""
+    section = params.evaluate if params is not None else EvaluateParams()
+    tracking = params.tracking if params is not None else TrackingParams()
+    given = _given(command_line)
+    out = {"track": given.pop("track", tracking.enabled)}
+    out["tracking_uri"] = given.pop("tracking_uri", tracking.uri)
+    return {**_override(section, **given), **out}
+
+
+def report_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact report``'s settings (make_report keywords besides the input folders)."""
+    report = params.report if params is not None else ReportParams()
+    given = _given(command_line)
+    out = {
+        "out_dir": Path(given.get("out_dir", report.out_dir)),
+        "source": given.get("source", params.data.source if params is not None else "synthetic"),
+    }
+    if params is not None:
+        out.update(models=params.models, benchmarks=params.benchmarks, seeds=params.seeds)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Folder layout shared by dvc.yaml, the report and the tests
 # --------------------------------------------------------------------------------------------
 

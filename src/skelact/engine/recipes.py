@@ -34,8 +34,16 @@ RECIPES: dict[str, dict[str, Any]] = {
     "hcn": {**_CNN, "decay_mult": {"backbone.fc7": 10.0}},
     "hcnb": _LONG,
     "tacnn": _LONG,
-    "dgcn": {**_COMMON, **_SGD, "val_clip_ratio": 0.95, "rotate": 0.1, "epochs": 65,
-             "lr_steps": [35, 45, 55], "val_interval": 1, "decay_mult": {}},  # fmt: skip
+    "dgcn": {
+        **_COMMON,
+        **_SGD,
+        "val_clip_ratio": 0.95,
+        "rotate": 0.1,
+        "epochs": 65,
+        "lr_steps": [35, 45, 55],
+        "val_interval": 1,
+        "decay_mult": {},
+    },  # fmt: skip
 }
 
 # The TrainConfig fields a recipe provides (None in TrainConfig = "use the recipe").
