@@ -238,11 +238,11 @@ def flops(
 ) -> None:
     """Parameters and GFLOPs (mmcv-style MACs) of the models for one sample."""
     from skelact.config import check_model
+
+    names = None if model is None else [check_model(model)]  # before torch loads
     from skelact.models.complexity import complexity_table, format_table
 
-    rows = complexity_table(
-        None if model is None else [check_model(model)], num_classes=num_classes
-    )
+    rows = complexity_table(names, num_classes=num_classes)
     typer.echo(json.dumps(rows, indent=2) if as_json else format_table(rows))
 
 
@@ -284,10 +284,12 @@ def train_cmd(
 ) -> None:
     """Train a model with its reference recipe (works under torchrun for DDP)."""
     from skelact.config import parse_model_options, train_config
+
+    settings = _params(params)  # a bad params.yaml fails here, before torch loads
     from skelact.engine.train import guess_benchmark, train
 
     config = train_config(
-        model, _params(params), benchmark or guess_benchmark(str(train_path), train_split),
+        model, settings, benchmark or guess_benchmark(str(train_path), train_split),
         train_path=str(train_path), val_path=str(val_path), out_dir=str(out_dir), seed=seed,
         epochs=epochs, batch_size=batch_size, lr=lr, scale_lr=scale_lr,
         weight_decay=weight_decay, optimizer=optimizer, clip_len=clip_len,
