@@ -174,7 +174,7 @@ def _stages(root: Path) -> dict:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return {s.addressing: s for s in repo.index.stages}
+        return {s.name: s for s in repo.index.stages}
 
 
 def _covers(dep: str, used: str) -> bool:
