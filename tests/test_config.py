@@ -91,6 +91,8 @@ def test_the_merge_order_recipe_quick_train_model_command_line(tmp_path):
     assert train_config("tacnn", params).epochs == 7  # quick.<model> over quick.common
     cli = train_config("dgcn", params, epochs=5, lr=None, batch_size=8)
     assert (cli.epochs, cli.lr, cli.batch_size) == (5, 0.05, 8)  # None = not given
+    assert cli.lr_steps == [7, 9, 11]  # the command line applies as given, like the Python API
+    assert train_config("hcn", None, epochs=4).lr_steps == [350, 430, 470]
 
 
 def test_forced_recipe_and_tracking_settings(tmp_path):

@@ -16,9 +16,10 @@ A training run's settings are merged in exactly one place, :func:`train_config`,
 4. ``model.<model>:`` (that model only; DVC tracks these per model),
 5. the command line.
 
-When a layer changes ``epochs`` and none sets ``lr_steps`` (or ``val_interval``), the reference
-steps are scaled to the new length (and validation happens about ten times): a shortened run
-keeps the shape of the reference schedule. Importing this module does not import torch.
+When a params.yaml layer changes ``epochs`` and none sets ``lr_steps`` (or ``val_interval``), the
+reference steps are scaled to the new length (and validation happens about ten times): a
+shortened run keeps the shape of the reference schedule. Command-line values apply as given.
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -550,16 +551,12 @@ def train_config(
             (f"{params.path}: train", params.train),
             (f"{params.path}: model.{model}", params.model.get(model, {})),
         ]
-    given = {k: v for k, v in command_line.items() if v is not None}
-    layers.append(("command line", given))
-
     tuned: dict[str, Any] = {}
     options: dict[str, Any] = {}
     for where, layer in layers:
         _check_model_options(model, layer.get("model_options") or {}, f"{where}.model_options")
         options.update(layer.get("model_options") or {})
         tuned.update(layer)
-    tuned["model_options"] = options
 
     reference = recipe_for(model)
     epochs = tuned.get("epochs")
@@ -568,6 +565,12 @@ def train_config(
     if epochs is not None and "val_interval" not in tuned:
         # Validate at least 10 times over a shortened run (and at the last epoch, always).
         tuned["val_interval"] = max(1, min(reference["val_interval"], epochs // 10 or 1))
+    # The command line wins as given: `--epochs` alone keeps the recipe's LR steps, exactly as
+    # the Python API does (a scripted run and its CLI twin must follow the same trajectory).
+    given = {k: v for k, v in command_line.items() if v is not None}
+    _check_model_options(model, given.get("model_options") or {}, "command line.model_options")
+    tuned.update(given)
+    tuned["model_options"] = {**options, **(given.get("model_options") or {})}
     if params is not None:
         tuned.setdefault("track", params.tracking.enabled)
         if params.tracking.uri:
