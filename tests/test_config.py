@@ -1,7 +1,9 @@
-"""params.yaml parsing: defaults, recipe modes, per-model overrides, clear errors."""
+"""params.yaml -> typed settings: the one merge, recipe modes, types, YAML traps, clear errors."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,24 +11,37 @@ import yaml
 
 from skelact.config import (
     ConfigError,
-    eval_dir,
+    EvaluateParams,
+    SynthParams,
+    TrainConfig,
+    evaluate_options,
     experiment_name,
     load_params,
-    load_train_overrides,
     parse_params,
-    run_dir,
+    preprocess_options,
+    report_options,
     scale_steps,
-    train_overrides,
+    stage_dir,
+    synth_options,
+    train_config,
 )
-from skelact.engine.recipes import TrainConfig, apply_overrides, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _write(tmp_path, data) -> Path:
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
     return path
+
+
+def _error(tmp_path, text: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        params = load_params(_write(tmp_path, text))
+        train_config("hcn", params, "xsub")
+    message = str(err.value)
+    assert "\n" not in message
+    return message
 
 
 def test_the_repository_params_file_is_valid():
@@ -34,26 +49,28 @@ def test_the_repository_params_file_is_valid():
     assert params.data.source == "synthetic" and params.mode == "quick"
     assert set(params.models) == {"tscnn", "hcn", "hcnb", "tacnn", "dgcn"}
     for model in params.models:
-        overrides = load_train_overrides(REPO / "params.yaml", model, "xsub")
-        config = resolve_config(apply_overrides(TrainConfig(model=model), overrides))
+        config = train_config(model, params, "xsub")
         quick = {**params.quick.get("common", {}), **params.quick.get(model, {})}
         assert config.epochs == quick["epochs"]
         assert all(1 <= s <= config.epochs for s in config.lr_steps)
         assert config.experiment == "skelact/synthetic-xsub"
+        assert config.num_classes == params.synth.num_classes  # from the data's definition
+        assert None not in (config.clip_len, config.optimizer, config.val_interval)
 
 
-def test_ntu_source_uses_the_paper_recipe(tmp_path):
-    path = _write(
-        tmp_path, {"data": {"source": "ntu60", "raw_dir": "/x"}, "train": {"device": "cuda"}}
-    )
-    overrides = load_train_overrides(path, "hcn", "xview")
-    assert "epochs" not in overrides and "lr_steps" not in overrides  # reference values stay
-    config = resolve_config(apply_overrides(TrainConfig(model="hcn"), overrides))
-    assert (config.epochs, config.lr_steps) == (500, [350, 430, 470])
-    assert overrides["device"] == "cuda" and overrides["experiment"] == "skelact/ntu60-xview"
+def test_ntu_source_uses_the_paper_recipe_and_the_dataset_class_count(tmp_path):
+    data = {"data": {"source": "ntu60", "raw_dir": "/x"}, "train": {"device": "cuda"}}
+    config = train_config("hcn", load_params(_write(tmp_path, data)), "xview")
+    assert (config.epochs, config.lr_steps, config.clip_len) == (500, [350, 430, 470], 64)
+    assert config.device == "cuda" and config.experiment == "skelact/ntu60-xview"
+    assert config.num_classes == 60
+    ntu120 = {"data": {"source": "ntu120", "dataset": "ntu120"}, "benchmarks": ["xset"]}
+    assert train_config("tscnn", parse_params(ntu120)).num_classes == 120
+    explicit = {"data": {"source": "ntu60"}, "train": {"num_classes": 7}}
+    assert train_config("tscnn", parse_params(explicit)).num_classes == 7
 
 
-def test_quick_recipe_scales_the_schedule_and_model_overrides_win(tmp_path):
+def test_the_merge_order_recipe_quick_train_model_command_line(tmp_path):
     path = _write(
         tmp_path,
         {
@@ -62,15 +79,20 @@ def test_quick_recipe_scales_the_schedule_and_model_overrides_win(tmp_path):
             "model": {"dgcn": {"epochs": 13, "lr": 0.05}, "hcn": {"lr_steps": [3]}},
         },
     )
-    dgcn = load_train_overrides(path, "dgcn")
-    assert dgcn["epochs"] == 13 and dgcn["lr"] == 0.05 and dgcn["batch_size"] == 32
-    assert dgcn["lr_steps"] == [7, 9, 11]  # 35/45/55 of 65 epochs, scaled to 13
-    assert dgcn["val_interval"] == 1
-    hcn = load_train_overrides(path, "hcn")
-    assert hcn["epochs"] == 20 and hcn["lr_steps"] == [3]  # explicit steps are kept
-    assert hcn["val_interval"] == 2  # about 10 validations over the shortened run
-    assert "experiment" not in hcn  # no benchmark given
-    assert load_train_overrides(path, "tacnn")["epochs"] == 7  # quick.<model> over quick.common
+    params = load_params(path)
+    dgcn = train_config("dgcn", params)
+    assert (dgcn.epochs, dgcn.lr, dgcn.batch_size, dgcn.optimizer) == (13, 0.05, 32, "sgd")
+    assert dgcn.lr_steps == [7, 9, 11]  # 35/45/55 of 65 epochs, scaled to 13
+    assert dgcn.val_interval == 1
+    hcn = train_config("hcn", params)
+    assert hcn.epochs == 20 and hcn.lr_steps == [3]  # explicit steps are kept
+    assert hcn.val_interval == 2  # about 10 validations over the shortened run
+    assert hcn.experiment == "skelact"  # no benchmark given
+    assert train_config("tacnn", params).epochs == 7  # quick.<model> over quick.common
+    cli = train_config("dgcn", params, epochs=5, lr=None, batch_size=8)
+    assert (cli.epochs, cli.lr, cli.batch_size) == (5, 0.05, 8)  # None = not given
+    assert cli.lr_steps == [7, 9, 11]  # the command line applies as given, like the Python API
+    assert train_config("hcn", None, epochs=4).lr_steps == [350, 430, 470]
 
 
 def test_forced_recipe_and_tracking_settings(tmp_path):
@@ -78,8 +100,9 @@ def test_forced_recipe_and_tracking_settings(tmp_path):
         tmp_path,
         {"recipe": "paper", "tracking": {"enabled": False, "uri": "sqlite:///x.db"}},
     )
-    overrides = load_train_overrides(path, "tacnn")
-    assert overrides == {"track": False, "tracking_uri": "sqlite:///x.db"}
+    config = train_config("tacnn", load_params(path))
+    assert config.epochs == 800 and config.track is False
+    assert config.tracking_uri == "sqlite:///x.db"
 
 
 def test_scale_steps():
@@ -92,28 +115,21 @@ def test_scale_steps():
     ("data", "message"),
     [
         ({"dataa": {}}, "unknown section(s) ['dataa']; valid sections: ['benchmarks'"),
-        (
-            {"data": {"sorce": "ntu60"}},
-            "unknown key(s) ['sorce']; valid keys: ['dataset',",
-        ),
-        (
-            {"data": {"source": "kinetics"}},
-            "'kinetics' is not one of ['synthetic', 'ntu60',",
-        ),
-        ({"data": {"source": "ntu120"}}, "data.dataset: is 'ntu60' but data.source is 'ntu120'"),
+        ({"data": {"sorce": "ntu60"}}, "data.sorce: unknown key; valid keys: ['dataset',"),
+        ({"data": {"source": "kinetics"}}, "data.source: 'kinetics' is not valid: Input should"),
+        ({"data": {"source": "ntu120"}}, "is 'ntu60' but data.source is 'ntu120'"),
         ({"benchmarks": ["xset"]}, "unknown entry 'xset'; valid: ['xsub', 'xview']"),
         ({"models": ["hcn", "resnet"]}, "unknown entry 'resnet'"),
-        ({"seeds": [0, 0]}, "distinct integers"),
+        ({"seeds": [0, 0]}, "seeds: [0, 0] is not valid: listed twice: [0]"),
+        ({"seeds": [-1]}, "seeds.0: -1 is not valid"),
         ({"train": {"epoch": 3}}, "unknown training option 'epoch'; valid options: ["),
         ({"model": {"hcn": {"lrr": 1}}}, "model.hcn: unknown training option 'lrr'"),
         ({"model": {"gcn": {}}}, "unknown model 'gcn'"),
-        (
-            {"train": {"seed": 3}},
-            "train.seed: cannot be set here: seeds come from",
-        ),
-        ({"synth": {"num_classes": "ten"}}, "synth.num_classes: must be an integer"),
-        ({"tracking": {"enabled": "yes"}}, "tracking.enabled: must be true or false"),
-        ({"recipe": "fast"}, "'fast' is not one of ['auto', 'paper', 'quick']"),
+        ({"train": {"seed": 3}}, "train.seed: cannot be set here: seeds come from"),
+        ({"synth": {"num_classes": "ten"}}, "synth.num_classes: 'ten' is not valid"),
+        ({"synth": {"num_classes": 500}}, "synth.num_classes: 500 is not valid"),
+        ({"tracking": {"enabled": "yes"}}, "tracking.enabled: 'yes' is not valid"),
+        ({"recipe": "fast"}, "recipe: 'fast' is not valid: Input should be 'auto', 'paper'"),
     ],
 )
 def test_bad_params_name_the_key_and_the_valid_ones(data, message):
@@ -123,22 +139,128 @@ def test_bad_params_name_the_key_and_the_valid_ones(data, message):
     assert str(err.value).startswith("p.yaml")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('train: {lr: "0.1"}', "train.lr: '0.1' is not valid: Input should be a valid number"),
+        (
+            'train: {batch_size: "16"}',
+            "train.batch_size: '16' is not valid: Input should be a valid",
+        ),
+        (
+            "train: {lr_steps: abc}",
+            "train.lr_steps: 'abc' is not valid: Input should be a valid list",
+        ),
+        ("train: {threads: -1}", "train.threads: -1 is not valid: Input should be greater than"),
+        ("train: {device: gpu}", "train.device: 'gpu' is not valid"),
+        ("train: {lr: .inf}", "train.lr: inf is not valid: Input should be a finite number"),
+        ("model: {hcn: {weight_decay: .nan}}", "model.hcn.weight_decay: nan is not valid"),
+        ("quick: {hcn: {epochs: 0}}", "quick.hcn.epochs: 0 is not valid"),
+        ("train: {optimizer: rmsprop}", "train.optimizer: 'rmsprop' is not valid"),
+        ("evaluate: {batch_size: 0}", "evaluate.batch_size: 0 is not valid"),
+    ],
+)
+def test_values_are_type_checked_in_one_line(tmp_path, text, message):
+    assert message in _error(tmp_path, text)
+
+
+def test_yaml11_exponent_floats_are_numbers(tmp_path):
+    """PyYAML reads `1e-4` as a string (YAML 1.1); here it is the number it looks like."""
+    assert yaml.safe_load("x: 1e-4")["x"] == "1e-4"  # the trap
+    params = load_params(_write(tmp_path, "train: {weight_decay: 1e-4, lr: 3E-3}\n"))
+    config = train_config("hcn", params)
+    assert config.weight_decay == 1e-4 and isinstance(config.weight_decay, float)
+    assert config.lr == 3e-3 and isinstance(config.to_dict()["lr"], float)
+
+
+def test_duplicate_keys_and_sections_name_the_line(tmp_path):
+    text = "train:\n  lr: 0.1\nseeds: [0]\ntrain:\n  epochs: 3\n"
+    assert "params.yaml:4: not valid YAML: duplicate key 'train' (first on line 1)" in _error(
+        tmp_path, text
+    )
+    text = "model:\n  hcn:\n    lr: 0.1\n    lr: 0.2\n"
+    assert "params.yaml:4: not valid YAML: duplicate key 'lr' (first on line 3)" in _error(
+        tmp_path, text
+    )
+
+
+def test_empty_params_file_is_an_error(tmp_path):
+    assert "params.yaml: the file is empty" in _error(tmp_path, "")
+    assert "params.yaml: the file is empty" in _error(tmp_path, "# only a comment\n")
+
+
+def test_model_options_are_type_checked(tmp_path):
+    message = _error(tmp_path, "model: {hcn: {model_options: {dropout: abc}}}")
+    assert "model.hcn.model_options.dropout: 'abc' is not valid: expected a finite number" in (
+        message
+    )
+    with pytest.raises(ConfigError, match=r"command line.model_options.dropout: 'abc'"):
+        train_config("hcn", None, model_options={"dropout": "abc"})
+    with pytest.raises(ConfigError, match="unknown option 'dropot' for model 'hcn'"):
+        train_config("hcn", None, model_options={"dropot": 0.1})
+    assert train_config("hcn", None, model_options={"dropout": 0.25}).model_options == {
+        "dropout": 0.25
+    }
+
+
+def test_command_line_values_are_checked_too():
+    with pytest.raises(ConfigError, match=r"training settings.threads: -1 is not valid"):
+        train_config("hcn", None, threads=-1)
+    with pytest.raises(ConfigError, match=r"unknown model 'vit'"):
+        train_config("vit", None)
+
+
 def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match="no such params file"):
         load_params(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
         load_params(bad)
-    with pytest.raises(ConfigError, match="unknown model 'vit'"):
-        train_overrides(parse_params({}), "vit")
 
 
-def test_ntu120_and_layout_helpers():
+def test_each_stage_default_lives_in_one_place(tmp_path):
+    """Without params.yaml the stage options are the settings models' defaults."""
+    assert synth_options(None)["num_classes"] == SynthParams().num_classes == 10
+    assert evaluate_options(None)["batch_size"] == EvaluateParams().batch_size == 128
+    params = parse_params({"evaluate": {"batch_size": 32}, "synth": {"num_classes": 4}})
+    assert evaluate_options(params)["batch_size"] == 32
+    assert evaluate_options(params, batch_size=8)["batch_size"] == 8
+    assert synth_options(params, seed=5)["num_classes"] == 4
+    with pytest.raises(ConfigError, match=r"command line.num_classes: 500 is not valid"):
+        synth_options(None, num_classes=500)
+    pre = preprocess_options(params)
+    assert (str(pre["raw_dir"]), str(pre["out_dir"]), pre["workers"]) == (
+        "data/synth", "data/prepared", None)  # fmt: skip
+    with pytest.raises(ConfigError, match="--raw-dir is required"):
+        preprocess_options(None, out_dir=tmp_path)
+
+
+def test_report_out_dir_takes_effect():
+    params = parse_params({"report": {"out_dir": "elsewhere"}, "models": ["hcn"]})
+    options = report_options(params)
+    assert str(options["out_dir"]) == "elsewhere" and options["models"] == ("hcn",)
+    assert str(report_options(params, out_dir=Path("cli"))["out_dir"]) == "cli"
+
+
+def test_layout_helper_and_experiment_names():
     params = parse_params(
         {"data": {"source": "ntu120", "dataset": "ntu120"}, "benchmarks": ["xsub", "xset"]}
     )
     assert params.mode == "paper" and params.benchmarks == ("xsub", "xset")
     assert experiment_name(params, "xset") == "skelact/ntu120-xset"
-    assert run_dir("hcn", "xsub", 3) == Path("runs/xsub/hcn/seed3")
-    assert eval_dir("hcn", "xsub", 3, root="/p") == Path("/p/eval/xsub/hcn/seed3")
+    assert stage_dir("runs", "xsub", "hcn", 3) == Path("runs/xsub/hcn/seed3")
+    assert stage_dir("eval", "xsub", "hcn", 3, root="/p") == Path("/p/eval/xsub/hcn/seed3")
+
+
+def test_train_config_round_trips_and_rejects_unknown_keys():
+    config = train_config("tscnn", None, epochs=3)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown training option.*bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, skelact.config; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["False"], done.stderr

@@ -70,3 +70,23 @@ def test_weight_decay_multiplier_hits_exactly_the_named_layer(name, key):
 def test_unmatched_decay_key_is_an_error():
     with pytest.raises(ValueError, match="match no parameter"):
         param_groups(build_model("hcnb", num_classes=4), 1e-4, {"backbone.fc5": 10.0})
+
+
+def test_recipe_table_writes_shared_values_once():
+    """hcnb/tacnn train identically; tscnn/hcn differ only in the boosted layer and clip length;
+    the clip length is the model's own default (one source for train, test and export)."""
+    from skelact.engine.recipes import RECIPES
+    from skelact.models import default_clip_len
+
+    assert RECIPES["hcnb"] == RECIPES["tacnn"]
+    differ = {k for k in RECIPES["tscnn"] if RECIPES["tscnn"][k] != RECIPES["hcn"][k]}
+    assert differ == {"decay_mult"}
+    assert all("clip_len" not in recipe for recipe in RECIPES.values())
+    assert all(recipe_for(m)["clip_len"] == default_clip_len(m) for m in RECIPES)
+
+
+def test_trainable_models_are_the_registered_ones():
+    from skelact.config import MODEL_NAMES
+    from skelact.models import MODEL_NAMES as REGISTERED
+
+    assert sorted(MODEL_NAMES) == sorted(REGISTERED)

@@ -1,19 +1,76 @@
-"""The ``skelact`` command line: one command per pipeline stage.
+"""The ``skelact`` command line: options -> settings (:mod:`skelact.config`) -> stage -> print.
 
-This module only parses options and calls stage functions; it imports them lazily so that
-``skelact --help`` stays instant (no torch import) and so that no other module imports Typer.
+Every command is the same few lines: read the options, let ``skelact.config`` merge them with
+``params.yaml`` into typed settings, call the stage function, print its result. Stage modules
+are imported inside the commands so that ``skelact --help`` stays instant (no torch). User and
+environment errors are turned into one ``error: ...`` line in exactly one place,
+:class:`_Commands`; ``--debug`` (or ``SKELACT_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
+from typing import Any, Literal
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from skelact import __version__
+from skelact.errors import InterruptedRun, SkelactError
+
+# Error classes defined before skelact.errors existed; each becomes a SkelactError subclass in
+# its own module. Looked up only when an exception is already flying (no import cost).
+_LEGACY_ERRORS = {
+    "skelact.data.preprocess": "PreprocessError",
+    "skelact.data.skeleton_file": "SkeletonFormatError",
+    "skelact.data.dataset": "DatasetError",
+    "skelact.models.checkpoint": "CheckpointError",
+    "skelact.tracking": "TrackingError",
+    "skelact.report": "ReportError",
+}
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    legacy = (getattr(sys.modules.get(mod), name, None) for mod, name in _LEGACY_ERRORS.items())
+    return (SkelactError, OSError, MemoryError, *(t for t in legacy if isinstance(t, type)))
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a user or environment error: the message, or what the OS said and where."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, SkelactError):
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        return f"{exc.strerror}: {paths}" if paths else exc.strerror
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + str(exc) if str(exc) else ''} (input too large or corrupt?)"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+class _Commands(TyperGroup):
+    """Runs a command; the one place that turns user and environment errors into one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not isinstance(exc, _user_error_types()) or _debug(ctx):
+                raise
+            typer.secho(f"error: {describe(exc)}", fg=typer.colors.RED, err=True)
+            code = 128 + exc.signum if isinstance(exc, InterruptedRun) else 1
+            raise typer.Exit(code) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get("skelact.debug")) or os.environ.get("SKELACT_DEBUG") == "1"
+
 
 app = typer.Typer(
     name="skelact",
+    cls=_Commands,
     help="Skeleton action recognition on NTU RGB+D: synth, preprocess, train, test, report.",
     no_args_is_help=True,
     add_completion=False,
@@ -29,66 +86,58 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of errors (also: SKELACT_DEBUG=1)."
+    ),
 ) -> None:
     """Skeleton-based action recognition on NTU RGB+D."""
+    ctx.meta["skelact.debug"] = debug
 
 
-def _fail(message: str) -> None:
-    """Print a user-facing error (no traceback) and exit non-zero."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+def _params(path: Path | None):
+    """The validated ``params.yaml`` given with ``--params`` (None without it)."""
+    from skelact.config import load_params
+
+    return None if path is None else load_params(path)
 
 
-# --- synth (owner: data generation) ---
+PARAMS = typer.Option(None, "--params", help="params.yaml: its settings apply (options win).")
 
 
 @app.command()
 def synth(
     out_dir: Path = typer.Option(..., "--out-dir", help="Folder for the .skeleton files."),
-    num_classes: int = typer.Option(10, "--num-classes", help="Action classes A001..A<N> (2-120)."),
-    samples_per_class: int = typer.Option(
-        30, "--samples-per-class", help="Files per class (>= 2)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same bytes."),
-    frames_min: int = typer.Option(40, "--frames-min", help="Shortest sequence, frames."),
-    frames_max: int = typer.Option(100, "--frames-max", help="Longest sequence, frames."),
-    noise: float = typer.Option(0.004, "--noise", help="Joint noise std in metres."),
-    workers: int = typer.Option(1, "--workers", help="Processes (0 = all cores)."),
-    clean: bool = typer.Option(
-        False, "--clean", help="Delete other .skeleton files already in --out-dir."
-    ),
+    num_classes: int | None = typer.Option(None, help="Classes A001..A<N> [synth.num_classes]."),
+    samples_per_class: int | None = typer.Option(None, help="Files per class [synth...]."),
+    seed: int | None = typer.Option(None, help="Same seed, same bytes [synth.seed]."),
+    frames_min: int | None = typer.Option(None, help="Shortest sequence [synth.frames_min]."),
+    frames_max: int | None = typer.Option(None, help="Longest sequence [synth.frames_max]."),
+    noise: float | None = typer.Option(None, help="Joint noise std in metres [synth.noise]."),
+    workers: int | None = typer.Option(None, help="Processes, 0 = all cores [synth.workers]."),
+    clean: bool = typer.Option(False, help="Delete other .skeleton files in --out-dir."),
+    params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Write synthetic NTU RGB+D .skeleton files (exact format, learnable classes, all splits)."""
+    from skelact.config import synth_options
     from skelact.data.synth import SynthSettings, synthesize
 
-    settings = SynthSettings(
-        out_dir=out_dir,
-        num_classes=num_classes,
-        samples_per_class=samples_per_class,
-        seed=seed,
-        frames_min=frames_min,
-        frames_max=frames_max,
-        noise=noise,
-        workers=workers,
-        clean=clean,
-    )
-    try:
-        if quiet:
-            result = synthesize(settings)
-        else:
-            from skelact.progress import file_progress
+    options = synth_options(_params(params), num_classes=num_classes, seed=seed, noise=noise,
+                            samples_per_class=samples_per_class, frames_min=frames_min,
+                            frames_max=frames_max, workers=workers)  # fmt: skip
+    settings = SynthSettings(out_dir=out_dir, clean=clean, **options)
+    if quiet:
+        result = synthesize(settings)
+    else:
+        from skelact.progress import file_progress
 
-            with file_progress("synth", transient=True) as bar:
-                task = bar.add_task("synth", total=num_classes * samples_per_class)
-                result = synthesize(settings, lambda done, _total: bar.update(task, completed=done))
-    except (ValueError, OSError) as exc:
-        _fail(str(exc))
-        return
-    if not quiet:
+        with file_progress("synth", transient=True) as bar:
+            task = bar.add_task("synth", total=settings.num_classes * settings.samples_per_class)
+            result = synthesize(settings, lambda done, _total: bar.update(task, completed=done))
         counts = ", ".join(f"{k} {v['train']}/{v['val']}" for k, v in result.split_counts.items())
         typer.echo(
             f"wrote {result.files_written} files ({result.bytes_written / 1e6:.1f} MB) to "
@@ -97,70 +146,40 @@ def synth(
         )
 
 
-# --- end synth ---
-
-# --- preprocess (owner: preprocessing) ---
-
-
 @app.command("preprocess")
 def preprocess_cmd(
-    dataset: str = typer.Option(
-        "ntu60", "--dataset", help="ntu60 (xsub, xview) or ntu120 (xsub, xset)."
+    dataset: str | None = typer.Option(None, help="ntu60 (xsub, xview) or ntu120 (xsub, xset)."),
+    raw_dir: Path | None = typer.Option(None, help="Raw .skeleton files [data.raw_dir]."),
+    out_dir: Path | None = typer.Option(None, help="Pickles and report [data.prepared_dir]."),
+    benchmark: list[str] | None = typer.Option(
+        None, help="Benchmark to write (repeatable; default: all of the dataset)."
     ),
-    raw_dir: Path = typer.Option(..., "--raw-dir", help="Folder of raw NTU .skeleton files."),
-    out_dir: Path = typer.Option(..., "--out-dir", help="Where the pickles and the report go."),
-    benchmark: list[str] = typer.Option(
-        None, "--benchmark", help="Benchmark to write (repeatable; default: all of the dataset)."
+    fmt: str | None = typer.Option(
+        None, "--format", help="mmaction: <bench>/{train,val}.pkl; pyskl: <dataset>_3danno.pkl."
     ),
-    fmt: str = typer.Option(
-        "mmaction",
-        "--format",
-        help="mmaction: <bench>/{train,val}.pkl; pyskl: one <dataset>_3danno.pkl.",
-    ),
-    workers: int = typer.Option(0, "--workers", help="Worker processes (0: all cores)."),
-    on_error: str = typer.Option(
-        "fail", "--on-error", help="fail: stop at a bad file; skip: skip and report it."
-    ),
-    missing_list: Path = typer.Option(
-        None, "--missing-list", help="Extra list of sample names to skip (one per line)."
-    ),
+    workers: int | None = typer.Option(None, help="Worker processes (0: all cores)."),
+    on_error: str | None = typer.Option(None, help="fail: stop at a bad file; skip: report it."),
+    missing_list: Path | None = typer.Option(None, help="Extra sample names to skip."),
     no_default_missing_list: bool = typer.Option(
         False,
         "--no-default-missing-list",
         help="Do not skip the dataset's missing-skeleton samples.",
     ),
+    params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
 ) -> None:
     """Raw NTU RGB+D .skeleton files -> normalised per-benchmark pickles (reference-exact)."""
-    import sys
+    from skelact.config import preprocess_options
+    from skelact.data.preprocess import PreprocessSettings, main_summary, preprocess
 
-    from skelact.data.preprocess import (
-        PreprocessError,
-        PreprocessSettings,
-        main_summary,
-        preprocess,
-    )
-    from skelact.data.skeleton_file import SkeletonFormatError
-
-    if workers < 0:
-        _fail("--workers must be >= 0")
-    settings = PreprocessSettings(
-        dataset=dataset,
-        raw_dir=raw_dir,
-        out_dir=out_dir,
-        benchmarks=tuple(benchmark) if benchmark else None,
-        format=fmt,  # type: ignore[arg-type]
-        workers=workers or None,
-        on_error=on_error,  # type: ignore[arg-type]
-        missing_list=missing_list,
+    options = preprocess_options(_params(params), dataset=dataset, raw_dir=raw_dir,
+                                 out_dir=out_dir, format=fmt, workers=workers,
+                                 on_error=on_error)  # fmt: skip
+    result = preprocess(PreprocessSettings(
+        **options, benchmarks=tuple(benchmark) if benchmark else None, missing_list=missing_list,
         default_missing_list=not no_default_missing_list,
         progress=not quiet and sys.stderr.isatty(),
-    )
-    try:
-        result = preprocess(settings)
-    except (PreprocessError, SkeletonFormatError) as exc:
-        _fail(f"{exc} (nothing was written)")
-        return
+    ))  # fmt: skip
     if not quiet:
         typer.echo(main_summary(result))
     if result.skipped_bad:
@@ -171,17 +190,10 @@ def preprocess_cmd(
         )
 
 
-# --- end preprocess ---
-
-# --- validate (owner: data path) ---
-
-
 @app.command("validate")
 def validate_cmd(
     pkl: Path = typer.Argument(..., help="A preprocessed skeleton pickle (either format)."),
-    split: str | None = typer.Option(
-        None, "--split", help="Subset of a PYSKL/MMAction2 1.x file, e.g. xsub_val."
-    ),
+    split: str | None = typer.Option(None, help="Subset of a PYSKL file, e.g. xsub_val."),
 ) -> None:
     """Check a skeleton pickle safely and summarise it; exit 1 listing the problems if any."""
     from skelact.data.dataset import validate_file
@@ -194,10 +206,9 @@ def validate_cmd(
         persons = ", ".join(f"M={m}: {n}" for m, n in report.persons.items()) or "-"
         gaps = report.missing_labels
         gap_text = "none" if not gaps else f"{len(gaps)} class(es) without samples: {gaps[:20]}"
-        if len(gaps) > 20:
-            gap_text += " ..."
+        gap_text += " ..." if len(gaps) > 20 else ""
         counts = list(report.label_counts.values())
-        lines = [
+        typer.echo("\n".join([
             f"file       {report.path}" + (f" (split {report.split})" if report.split else ""),
             f"format     {report.format}",
             f"samples    {report.num_samples}",
@@ -210,60 +221,29 @@ def validate_cmd(
             f"channels   {report.channels}",
             f"NaN        {report.nan_count} value(s) in {report.samples_with_nan} sample(s)",
             f"label gaps {gap_text}",
-        ]
-        typer.echo("\n".join(lines))
+        ]))  # fmt: skip
     if report.problems:
         shown = report.problems[:50]
-        more = len(report.problems) - len(shown)
-        body = "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
-        _fail(f"{pkl}: {len(report.problems)} problem(s):\n  {body}")
+        more = f"\n  ... and {len(report.problems) - 50} more" if len(report.problems) > 50 else ""
+        typer.echo("problems:\n  " + "\n  ".join(shown) + more, err=True)
+        raise SkelactError(f"{pkl}: {len(report.problems)} problem(s), listed above")
     typer.secho("OK", fg=typer.colors.GREEN)
-
-
-# --- end validate ---
-
-# --- flops (owner: models) ---
 
 
 @app.command("flops")
 def flops(
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="One model (tscnn, hcn, hcnb, tacnn, dgcn); default all."
-    ),
-    num_classes: int = typer.Option(60, "--num-classes", min=1, help="Classes of the head."),
+    model: str | None = typer.Option(None, "--model", "-m", help="One model; default all."),
+    num_classes: int = typer.Option(60, min=1, help="Classes of the head."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """Parameters and GFLOPs (mmcv-style MACs) of the models for one 1 x 3 x T x 25 x 2 sample."""
-    import json
+    """Parameters and GFLOPs (mmcv-style MACs) of the models for one sample."""
+    from skelact.config import check_model
 
-    from skelact.models import MODEL_NAMES
+    names = None if model is None else [check_model(model)]  # before torch loads
     from skelact.models.complexity import complexity_table, format_table
 
-    if model is not None and model not in MODEL_NAMES:
-        _fail(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    rows = complexity_table(None if model is None else [model], num_classes=num_classes)
+    rows = complexity_table(names, num_classes=num_classes)
     typer.echo(json.dumps(rows, indent=2) if as_json else format_table(rows))
-
-
-# --- end flops ---
-
-# --- train, test, predict (owner: engine) ---
-
-
-def _parse_model_options(items: list[str] | None) -> dict:
-    """``--model-option key=value`` pairs; values parsed as JSON when they parse (1, 0.5, true)."""
-    import json
-
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            _fail(f"--model-option expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 @app.command("train")
@@ -271,202 +251,110 @@ def train_cmd(
     model: str = typer.Option(..., "--model", "-m", help="tscnn, hcn, hcnb, tacnn or dgcn."),
     train_path: Path = typer.Option(..., "--train", help="Training pickle."),
     val_path: Path = typer.Option(..., "--val", help="Validation pickle."),
-    out_dir: Path = typer.Option(..., "--out-dir", help="Checkpoints, logs and metrics go here."),
-    seed: int | None = typer.Option(None, "--seed", help="Run seed (default: 0)."),
-    epochs: int | None = typer.Option(None, "--epochs", help="(default: recipe)"),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Global batch over all ranks (default: 64)."
-    ),
-    lr: float | None = typer.Option(
-        None, "--lr", help="LR at the reference batch of 64 (default: recipe)."
-    ),
-    scale_lr: bool | None = typer.Option(
-        None,
-        "--scale-lr/--no-scale-lr",
-        help="Scale the LR linearly with the global batch (default: on).",
-    ),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", help="(default: recipe)"),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="adam | sgd (default: recipe)"),
-    clip_len: int | None = typer.Option(None, "--clip-len", help="Frames per clip [recipe]."),
-    val_interval: int | None = typer.Option(
-        None, "--val-interval", help="Validate every k epochs (default: recipe)."
-    ),
-    val_batch_size: int | None = typer.Option(None, "--val-batch-size", help="Global."),
-    num_classes: int | None = typer.Option(None, "--num-classes", help="(default: from data)"),
-    model_option: list[str] | None = typer.Option(
-        None, "--model-option", help="Model builder option KEY=VALUE (repeatable)."
-    ),
-    train_split: str | None = typer.Option(None, "--train-split", help="pyskl: e.g. xsub_train"),
-    val_split: str | None = typer.Option(None, "--val-split", help="pyskl: e.g. xsub_val"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (default: auto)"),
-    deterministic: bool | None = typer.Option(
-        None, "--deterministic/--no-deterministic", help="Deterministic kernels, fixed threads."
-    ),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
-    amp: str | None = typer.Option(None, "--amp", help="none | bf16 | fp16 (CUDA only)."),
-    compile_: bool | None = typer.Option(
-        None, "--compile/--no-compile", help="torch.compile the model."
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT_DIR/last.pt."),
-    stop_after_epoch: int | None = typer.Option(
-        None, "--stop-after-epoch", help="Stop (resumably) after this epoch."
-    ),
-    checkpoint_interval: int | None = typer.Option(
-        None, "--checkpoint-interval", help="Write last.pt every k epochs (default: 1)."
-    ),
-    track: bool | None = typer.Option(
-        None, "--track/--no-track", help="Log to MLflow (default: on)."
-    ),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
-    experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment."),
-    run_name: str | None = typer.Option(None, "--run-name", help="MLflow run name."),
-    benchmark: str | None = typer.Option(
-        None, "--benchmark", help="Benchmark tag (default: the pickle's folder name)."
-    ),
-    params: Path | None = typer.Option(
-        None, "--params", help="params.yaml: recipe overrides (CLI options win)."
-    ),
+    out_dir: Path = typer.Option(..., help="Checkpoints, logs and metrics go here."),
+    seed: int = typer.Option(0, help="Run seed."),
+    epochs: int | None = typer.Option(None, help="[recipe]"),
+    batch_size: int | None = typer.Option(None, help="Global batch over all ranks [64]."),
+    lr: float | None = typer.Option(None, help="LR at the reference batch of 64 [recipe]."),
+    scale_lr: bool | None = typer.Option(None, help="Scale the LR with the global batch."),
+    weight_decay: float | None = typer.Option(None, help="[recipe]"),
+    optimizer: str | None = typer.Option(None, help="adam | sgd [recipe]"),
+    clip_len: int | None = typer.Option(None, help="Frames per clip [model default]."),
+    val_interval: int | None = typer.Option(None, help="Validate every k epochs [recipe]."),
+    val_batch_size: int | None = typer.Option(None, help="Global [2 x batch size]."),
+    num_classes: int | None = typer.Option(None, help="[the data's definition]"),
+    model_option: list[str] | None = typer.Option(None, help="Builder option KEY=VALUE."),
+    train_split: str | None = typer.Option(None, help="pyskl: e.g. xsub_train"),
+    val_split: str | None = typer.Option(None, help="pyskl: e.g. xsub_val"),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda[:N] [train.device]"),
+    deterministic: bool | None = typer.Option(None, help="Deterministic kernels, fixed threads."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    amp: str | None = typer.Option(None, help="none | bf16 | fp16 (CUDA only)."),
+    compile_: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile."),
+    resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt."),
+    stop_after_epoch: int | None = typer.Option(None, help="Stop (resumably) after this epoch."),
+    checkpoint_interval: int | None = typer.Option(None, help="Write last.pt every k epochs."),
+    track: bool | None = typer.Option(None, help="Log to MLflow [tracking.enabled]."),
+    tracking_uri: str | None = typer.Option(None, help="MLflow URI."),
+    experiment: str | None = typer.Option(None, help="MLflow experiment."),
+    run_name: str | None = typer.Option(None, help="MLflow run name."),
+    benchmark: str | None = typer.Option(None, help="Benchmark tag [the pickle's folder]."),
+    params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the start and end lines."),
 ) -> None:
     """Train a model with its reference recipe (works under torchrun for DDP)."""
-    import json
-    import os
+    from skelact.config import parse_model_options, train_config
 
-    from skelact.engine.recipes import TrainConfig, apply_overrides
+    settings = _params(params)  # a bad params.yaml fails here, before torch loads
     from skelact.engine.train import guess_benchmark, train
 
-    overrides: dict = {}
-    if params is not None:
-        from skelact.config import load_train_overrides
-
-        try:
-            overrides.update(
-                load_train_overrides(
-                    params, model, benchmark or guess_benchmark(str(train_path), train_split)
-                )
-            )
-        except Exception as exc:
-            _fail(f"{params}: {exc}")
-    cli = {
-        "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "scale_lr": scale_lr,
-        "weight_decay": weight_decay, "optimizer": optimizer, "clip_len": clip_len,
-        "val_interval": val_interval, "val_batch_size": val_batch_size,
-        "num_classes": num_classes, "train_split": train_split, "val_split": val_split,
-        "device": device, "deterministic": deterministic, "threads": threads, "amp": amp,
-        "compile": compile_, "stop_after_epoch": stop_after_epoch,
-        "checkpoint_interval": checkpoint_interval, "track": track,
-        "tracking_uri": tracking_uri, "experiment": experiment, "run_name": run_name,
-        "benchmark": benchmark,
-    }  # fmt: skip
-    overrides.update({k: v for k, v in cli.items() if v is not None})
-    if model_option:
-        overrides["model_options"] = {
-            **overrides.get("model_options", {}),
-            **_parse_model_options(model_option),
-        }
-    overrides.update(model=model, train_path=str(train_path), val_path=str(val_path),
-                     out_dir=str(out_dir), resume=resume, quiet=quiet)  # fmt: skip
-    for path in (train_path, val_path):
-        if not path.is_file():
-            _fail(f"data file not found: {path}")
-    try:
-        config = apply_overrides(TrainConfig(), overrides)
-        result = train(config)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        if type(exc).__name__ not in ("TrackingError",) and isinstance(exc, RuntimeError):
-            raise
-        _fail(str(exc))
+    config = train_config(
+        model, settings, benchmark or guess_benchmark(str(train_path), train_split),
+        train_path=str(train_path), val_path=str(val_path), out_dir=str(out_dir), seed=seed,
+        epochs=epochs, batch_size=batch_size, lr=lr, scale_lr=scale_lr,
+        weight_decay=weight_decay, optimizer=optimizer, clip_len=clip_len,
+        val_interval=val_interval, val_batch_size=val_batch_size, num_classes=num_classes,
+        model_options=parse_model_options(model_option), train_split=train_split,
+        val_split=val_split, device=device, deterministic=deterministic, threads=threads,
+        amp=amp, compile=compile_, resume=resume, stop_after_epoch=stop_after_epoch,
+        checkpoint_interval=checkpoint_interval, track=track, tracking_uri=tracking_uri,
+        experiment=experiment, run_name=run_name, quiet=quiet,
+    )  # fmt: skip
+    result = train(config)
     if not quiet and int(os.environ.get("RANK", "0")) == 0:
-        typer.echo(json.dumps({k: getattr(result, k) for k in (
-                "best_top1", "best_epoch", "final_top1", "final_top5", "last_epoch",
-                "completed", "seconds", "mlflow_run_id")}, indent=2))  # fmt: skip
+        keys = ("best_top1", "best_epoch", "final_top1", "final_top5", "last_epoch", "completed",
+                "seconds", "mlflow_run_id")  # fmt: skip
+        typer.echo(json.dumps({k: getattr(result, k) for k in keys}, indent=2))
 
 
 @app.command("test")
 def test_cmd(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Own or SkelAct/MMAction2 .pth."),
-    data: Path = typer.Option(..., "--data", help="Pickle to evaluate on."),
-    out_dir: Path = typer.Option(..., "--out-dir", help="Where metrics and tables go."),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Model name (required for SkelAct/MMAction2 checkpoints)."
-    ),
-    split: str | None = typer.Option(None, "--split", help="pyskl files: e.g. xsub_val."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    clip_len: int | None = typer.Option(None, "--clip-len", help="(default: checkpoint/recipe)"),
-    clip_ratio: float | None = typer.Option(
-        None, "--clip-ratio", help="Center-crop ratio (default: checkpoint/recipe)."
-    ),
-    amp: str = typer.Option("none", "--amp", help="none | bf16 | fp16 (CUDA only)."),
-    track: bool | None = typer.Option(
-        None, "--track/--no-track", help="Log into MLflow (default: on, or params.yaml's)."
-    ),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
-    experiment: str = typer.Option("skelact", "--experiment", help="For untracked checkpoints."),
-    child_run: bool = typer.Option(
-        False, "--child-run", help="Log to a new run linked to the training run."
-    ),
-    params: Path | None = typer.Option(
-        None, "--params", help="params.yaml: its tracking settings apply (CLI options win)."
-    ),
+    checkpoint: Path = typer.Option(..., help="Own or SkelAct/MMAction2 .pth."),
+    data: Path = typer.Option(..., help="Pickle to evaluate on."),
+    out_dir: Path = typer.Option(..., help="Where metrics and tables go."),
+    model: str | None = typer.Option(None, "--model", "-m", help="For foreign checkpoints."),
+    split: str | None = typer.Option(None, help="pyskl files: e.g. xsub_val."),
+    batch_size: int | None = typer.Option(None, help="[evaluate.batch_size]"),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda[:N] [evaluate.device]"),
+    clip_len: int | None = typer.Option(None, help="[checkpoint, else model default]"),
+    clip_ratio: float | None = typer.Option(None, help="Center-crop ratio [checkpoint/recipe]."),
+    amp: str = typer.Option("none", help="none | bf16 | fp16 (CUDA only)."),
+    track: bool | None = typer.Option(None, help="Log into MLflow [tracking.enabled]."),
+    tracking_uri: str | None = typer.Option(None, help="MLflow URI."),
+    experiment: str = typer.Option("skelact", help="For untracked checkpoints."),
+    child_run: bool = typer.Option(False, help="Log to a new run linked to the training run."),
+    params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Evaluate a checkpoint: metrics.json, per-class, confusion matrix, predictions."""
-    import json
-
+    from skelact.config import evaluate_options
     from skelact.engine.evaluate import EvalConfig, evaluate
 
-    for path in (checkpoint, data):
-        if not path.is_file():
-            _fail(f"file not found: {path}")
-    if params is not None:
-        from skelact.config import ConfigError, load_params
-
-        try:
-            tracking = load_params(params).tracking
-        except (ConfigError, FileNotFoundError) as exc:
-            _fail(str(exc))
-        track = tracking.enabled if track is None else track
-        tracking_uri = tracking_uri or tracking.uri
-    track = True if track is None else track
-    cfg = EvalConfig(
+    options = evaluate_options(_params(params), batch_size=batch_size, device=device,
+                               track=track, tracking_uri=tracking_uri)  # fmt: skip
+    result = evaluate(EvalConfig(
         checkpoint=str(checkpoint), data=str(data), out_dir=str(out_dir), model=model,
-        split=split, batch_size=batch_size, device=device, clip_len=clip_len,
-        clip_ratio=clip_ratio, amp=amp, track=track, tracking_uri=tracking_uri,
-        experiment=experiment, child_run=child_run, quiet=quiet,
-    )  # fmt: skip
-    try:
-        result = evaluate(cfg)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    summary = {k: getattr(result, k) for k in ("top1", "top5", "mean_class_accuracy",
-                                                 "num_samples", "out_dir")}  # fmt: skip
+        split=split, clip_len=clip_len, clip_ratio=clip_ratio, amp=amp, experiment=experiment,
+        child_run=child_run, quiet=quiet, **options,
+    ))  # fmt: skip
+    keys = ("top1", "top5", "mean_class_accuracy", "num_samples", "out_dir")
+    summary = {k: getattr(result, k) for k in keys}
     typer.echo(json.dumps(summary) if quiet else json.dumps(summary, indent=2))
 
 
 @app.command("predict")
 def predict_cmd(
     file: Path = typer.Argument(..., help="One raw NTU .skeleton file."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Own or SkelAct/MMAction2 .pth."),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Model name (required for SkelAct/MMAction2 checkpoints)."
-    ),
-    top_k: int = typer.Option(5, "--top-k", min=1),
-    device: str = typer.Option("auto", "--device"),
+    checkpoint: Path = typer.Option(..., help="Own or SkelAct/MMAction2 .pth."),
+    model: str | None = typer.Option(None, "--model", "-m", help="For foreign checkpoints."),
+    top_k: int = typer.Option(5, min=1),
+    device: str = typer.Option("auto"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Top-k actions for one raw .skeleton file (same preprocessing and val sampling)."""
-    import json
-
     from skelact.engine.predict import predict_file
 
-    for path in (file, checkpoint):
-        if not path.is_file():
-            _fail(f"file not found: {path}")
-    try:
-        result = predict_file(file, checkpoint, model=model, top_k=top_k, device=device)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    result = predict_file(file, checkpoint, model=model, top_k=top_k, device=device)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -477,9 +365,21 @@ def predict_cmd(
         typer.echo(f"{rank}. A{cls + 1:03d} {name:<45} {prob:7.2%}")
 
 
-# --- end train ---
+@app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Option(..., help="Own (or SkelAct/MMAction2) checkpoint."),
+    out: Path = typer.Option(..., help="File to write."),
+    fmt: Literal["mmaction"] = typer.Option(
+        "mmaction", "--format", help="mmaction: SkelAct/MMAction2 key names, meta names the model."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="For foreign checkpoints."),
+) -> None:
+    """Export a checkpoint for SkelAct/MMAction2; its metadata names the model."""
+    from skelact.models.checkpoint import build_from_checkpoint, export_mmaction_checkpoint
 
-# --- report (owner: pipeline) ---
+    built = build_from_checkpoint(checkpoint, **({"name": model} if model else {}))
+    path = export_mmaction_checkpoint(built, out)
+    typer.echo(f"wrote {path} ({built.skelact_spec['name']}, {fmt} format)")
 
 
 @app.command("report")
@@ -487,59 +387,26 @@ def report_cmd(
     params: Path | None = typer.Option(
         None,
         "--params",
-        help="params.yaml: report exactly its models x benchmarks x seeds (a missing one is an "
-        "error). Without it, every run found under --eval-dir is reported.",
-    ),
-    eval_dir: Path = typer.Option(
-        Path("eval"), "--eval-dir", help="Evaluation results: <benchmark>/<model>/seed<N>/."
-    ),
-    runs_dir: Path = typer.Option(
-        Path("runs"), "--runs-dir", help="Training outputs (for training times)."
-    ),
-    out_dir: Path | None = typer.Option(
-        None, "--out-dir", help="Where results.md/.json and the chart go (default: reports)."
-    ),
-    source: str | None = typer.Option(
-        None, "--source", help="Data source named in the report (default: from --params)."
-    ),
+        help="params.yaml: report exactly its models x benchmarks x seeds (a "
+        "missing one is an error). Without it, every run found under --eval-dir is reported.",
+    ),  # fmt: skip
+    eval_dir: Path = typer.Option(Path("eval"), help="Results: <benchmark>/<model>/seed<N>/."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Training outputs (for training times)."),
+    out_dir: Path | None = typer.Option(None, help="results.md/.json, chart [report.out_dir]."),
+    source: str | None = typer.Option(None, help="Data source named [data.source]."),
 ) -> None:
-    """Collect evaluated runs into reports/results.md, results.json and an accuracy/GFLOPs chart."""
-    from skelact.config import ConfigError, load_params
-    from skelact.report import ReportError, make_report
+    """Collect evaluated runs into results.md, results.json and an accuracy/GFLOPs chart."""
+    from skelact.config import report_options
+    from skelact.report import make_report
 
-    models = benchmarks = seeds = None
-    out = out_dir
-    if params is not None:
-        try:
-            settings = load_params(params)
-        except ConfigError as exc:
-            _fail(str(exc))
-            return
-        models, benchmarks, seeds = settings.models, settings.benchmarks, settings.seeds
-        source = source or settings.data.source
-        out = out or Path(settings.report.out_dir)
-    try:
-        result = make_report(
-            eval_root=eval_dir,
-            out_dir=out or Path("reports"),
-            source=source or "synthetic",
-            models=models,
-            benchmarks=benchmarks,
-            seeds=seeds,
-            runs_root=runs_dir,
-        )
-    except ReportError as exc:
-        _fail(str(exc))
-        return
+    options = report_options(_params(params), out_dir=out_dir, source=source)
+    result = make_report(eval_root=eval_dir, runs_root=runs_dir, **options)
     for row in result.rows:
         typer.echo(
             f"{row['benchmark']:6s} {row['model']:6s} top-1 {row['top1_mean']:6.2f} +- "
             f"{row['top1_std']:.2f} over {len(row['seeds'])} seed(s)"
         )
     typer.echo(f"wrote {result.markdown}, {result.json}, {result.chart}")
-
-
-# --- end report ---
 
 
 def main() -> None:

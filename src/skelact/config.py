@@ -1,38 +1,42 @@
-"""``params.yaml`` -> typed, validated settings: the one place that knows the file's layout.
+"""``params.yaml`` -> typed, validated settings for every stage, and the one training merge.
 
 Why one module: DVC decides what to rerun from the *values* in ``params.yaml``, and every stage
-reads some of them. If each stage parsed the file on its own, a renamed key would silently fall
-back to a default in one stage and not another. Here every section and key is known; an unknown
-key is an error that names it and lists the valid ones (typos must not pass silently).
+reads some of them. Here every section and key is a pydantic model field with its type, range
+and (single) default; a wrong key or value is a :class:`ConfigError` of one line naming the key,
+the value and what is expected. The YAML is read with a loader that refuses duplicate keys and
+reads ``1e-4`` as the number it looks like (PyYAML's YAML 1.1 rules make it a string).
 
-The training recipe a run gets is resolved in this order (later wins):
+A training run's settings are merged in exactly one place, :func:`train_config`, in this order
+(later wins):
 
-1. the model's reference recipe (``skelact.engine.recipes``; filled in by the engine for every
-   field left unset),
-2. the recipe *mode*: ``paper`` leaves the reference epochs and schedule alone; ``quick`` (the
-   default for the synthetic source) applies ``quick.common`` and then ``quick.<name>`` (few
-   epochs, a smaller batch) and scales the LR steps to them; these never touch an NTU run,
+1. the model's reference recipe (``skelact.engine.recipes``),
+2. ``quick.common`` and ``quick.<model>``, only in the ``quick`` recipe mode (the default for
+   the synthetic source; an NTU run never sees them),
 3. ``train:`` (common to all models),
-4. ``model.<name>:`` (that model only; DVC tracks these per model, so changing one model's value
-   reruns only that model's stages).
+4. ``model.<model>:`` (that model only; DVC tracks these per model),
+5. the command line.
 
-When the epochs change (steps 2-4) and no ``lr_steps`` are given, the reference LR steps are
-scaled proportionally, so a shortened run keeps the shape of the reference schedule.
+When a params.yaml layer changes ``epochs`` and none sets ``lr_steps`` (or ``val_interval``), the
+reference steps are scaled to the new length (and validation happens about ten times): a
+shortened run keeps the shape of the reference schedule. Command-line values apply as given.
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skelact.data import ntu
-from skelact.models import MODEL_NAMES
+from skelact.engine.recipes import RECIPES, REFERENCE_BATCH_SIZE, recipe_for
+from skelact.errors import SkelactError, bounded
 
 __all__ = [
     "ConfigError",
@@ -43,21 +47,26 @@ __all__ = [
     "EvaluateParams",
     "TrackingParams",
     "ReportParams",
+    "TrainConfig",
     "SOURCES",
     "MODEL_NAMES",
+    "RUNS_DIR",
+    "EVAL_DIR",
     "load_params",
     "parse_params",
-    "load_train_overrides",
-    "train_overrides",
+    "read_yaml",
     "recipe_mode",
     "experiment_name",
     "scale_steps",
+    "stage_dir",
+    "train_config",
+    "apply_overrides",
+    "resolve_config",
 ]
 
 SOURCES = ("synthetic", "ntu60", "ntu120")
-# The single sources of these names are the NTU facts module and the model registry.
-DATASETS = tuple(ntu.DATASETS)
-BENCHMARKS = {name: spec.benchmarks for name, spec in ntu.DATASETS.items()}
+# Trainable models are those with a reference recipe (the model registry imports torch).
+MODEL_NAMES: tuple[str, ...] = tuple(RECIPES)
 RECIPE_MODES = ("auto", "paper", "quick")
 
 # TrainConfig fields the pipeline sets itself from the matrix and the data paths: a value in
@@ -70,313 +79,396 @@ _PIPELINE_OWNED = {
     "out_dir": "output folders are fixed by dvc.yaml (runs/<benchmark>/<model>/seed<N>)",
     "resume": "use `skelact train --resume` by hand, not in the pipeline",
     "stop_after_epoch": "a pipeline stage must run to the end",
+    "quiet": "the stage command sets it",
 }
 
 
-class ConfigError(ValueError):
-    """``params.yaml`` is missing, malformed, or holds an unknown/invalid value."""
+class ConfigError(SkelactError, ValueError):
+    """``params.yaml`` or an option is missing, malformed, or holds an unknown/invalid value."""
 
 
 # --------------------------------------------------------------------------------------------
-# Typed sections
+# Typed settings
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DataParams:
+class Settings(BaseModel):
+    """Base of every settings model: unknown keys, wrong types and inf/NaN are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, protected_namespaces=()
+    )
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+Name = Annotated[str, Field(min_length=1)]
+
+
+class DataParams(Settings):
     """Where the data comes from and where prepared pickles go."""
 
-    source: str = "synthetic"  # synthetic | ntu60 | ntu120
-    dataset: str = "ntu60"  # naming/split rules preprocess applies; must equal an NTU source
-    raw_dir: str = "data/synth"  # folder of .skeleton files (synth's output for synthetic)
-    prepared_dir: str = "data/prepared"  # preprocess output: <prepared_dir>/<benchmark>/*.pkl
+    source: Literal["synthetic", "ntu60", "ntu120"] = "synthetic"
+    dataset: Literal["ntu60", "ntu120"] = "ntu60"  # naming/split rules preprocess applies
+    raw_dir: Name = "data/synth"  # folder of .skeleton files (synth's output for synthetic)
+    prepared_dir: Name = "data/prepared"  # preprocess output: <prepared_dir>/<benchmark>/*.pkl
+
+    @model_validator(mode="after")
+    def _dataset_matches_source(self) -> DataParams:
+        if self.source != "synthetic" and self.dataset != self.source:
+            raise ValueError(
+                f"data.dataset is {self.dataset!r} but data.source is {self.source!r}; they must "
+                f"agree for NTU data (e.g. `-S data.source=ntu120 -S data.dataset=ntu120`)"
+            )
+        if self.source == "synthetic" and self.dataset != "ntu60":
+            raise ValueError("synthetic data follows ntu60 naming; set data.dataset to ntu60")
+        return self
 
 
-@dataclass(frozen=True)
-class SynthParams:
-    """Size of the synthetic data set (``skelact synth``)."""
+class SynthParams(Settings):
+    """Size and look of the synthetic data set (``skelact synth``)."""
 
-    num_classes: int = 10
-    samples_per_class: int = 30
-    seed: int = 0
-    frames_min: int = 40
-    frames_max: int = 100
-    noise: float = 0.004
+    num_classes: Annotated[int, Field(ge=2, le=120)] = 10
+    samples_per_class: Annotated[int, Field(ge=2)] = 30
+    seed: NonNegInt = 0
+    frames_min: PositiveInt = 40
+    frames_max: PositiveInt = 100
+    noise: NonNegFloat = 0.004  # std of the Gaussian joint noise, metres
+    workers: NonNegInt = 1  # processes; 0 = all cores
+
+    @model_validator(mode="after")
+    def _frames_ordered(self) -> SynthParams:
+        if self.frames_min > self.frames_max:
+            raise ValueError(f"frames_min {self.frames_min} > frames_max {self.frames_max}")
+        return self
 
 
-@dataclass(frozen=True)
-class PreprocessParams:
+class PreprocessParams(Settings):
     """Options of ``skelact preprocess``."""
 
-    workers: int = 0  # 0 = all cores
-    on_error: str = "fail"  # fail | skip
+    workers: NonNegInt = 0  # 0 = all cores
+    on_error: Literal["fail", "skip"] = "fail"
+    format: Literal["mmaction", "pyskl"] = "mmaction"
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(Settings):
     """Options of ``skelact test`` in the evaluate stage."""
 
-    batch_size: int = 128
+    batch_size: PositiveInt = 128
+    device: Device = "auto"
 
 
-@dataclass(frozen=True)
-class TrackingParams:
+class TrackingParams(Settings):
     """MLflow: on/off, where (env ``MLFLOW_TRACKING_URI`` wins), experiment name prefix."""
 
     enabled: bool = True
-    uri: str | None = None  # None: env MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db
-    experiment_prefix: str = "skelact"
+    uri: Name | None = None  # None: env MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db
+    experiment_prefix: Name = "skelact"
 
 
-@dataclass(frozen=True)
-class ReportParams:
+class ReportParams(Settings):
     """Where ``skelact report`` writes."""
 
-    out_dir: str = "reports"
+    out_dir: Name = "reports"
 
 
-@dataclass(frozen=True)
-class Params:
+class TrainConfig(Settings):
+    """Everything that defines a training run. ``None`` = the recipe's value for ``model``.
+
+    ``lr`` is the learning rate *at the reference global batch* (``base_batch_size``, 64); with
+    ``scale_lr`` the run uses ``lr * batch_size / base_batch_size`` (linear scaling rule), so the
+    same recipe can be trained on one CPU with a small batch or on many GPUs with a large one.
+    """
+
+    model: str = "hcn"
+    train_path: str = ""
+    val_path: str = ""
+    out_dir: str = "runs/train"
+    seed: NonNegInt = 0
+    # --- recipe (None = reference value) ---
+    epochs: PositiveInt | None = None
+    lr: PositiveFloat | None = None
+    weight_decay: NonNegFloat | None = None
+    optimizer: Literal["adam", "sgd"] | None = None
+    momentum: NonNegFloat | None = None
+    nesterov: bool | None = None
+    lr_steps: list[PositiveInt] | None = None
+    lr_gamma: PositiveFloat | None = None
+    clip_len: PositiveInt | None = None
+    train_min_ratio: Fraction | None = None
+    train_max_ratio: Fraction | None = None
+    min_len: PositiveInt | None = None
+    val_clip_ratio: Fraction | None = None
+    rotate: NonNegFloat | None = None
+    val_interval: PositiveInt | None = None
+    decay_mult: dict[str, NonNegFloat] | None = None  # parameter-name substring -> factor
+    # --- batch and scaling ---
+    batch_size: PositiveInt = REFERENCE_BATCH_SIZE  # global, over all ranks
+    base_batch_size: PositiveInt = REFERENCE_BATCH_SIZE  # the batch `lr` is meant for
+    scale_lr: bool = True
+    val_batch_size: PositiveInt | None = None  # global; None = 2 x batch_size
+    # --- model and data ---
+    # Classes of the data's definition (60/120 for NTU, synth.num_classes for synthetic data);
+    # the dataset refuses labels outside [0, num_classes). None only in direct Python use.
+    num_classes: Annotated[int, Field(ge=2)] | None = None
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    train_split: str | None = None  # pyskl files: e.g. 'xsub_train'
+    val_split: str | None = None  # pyskl files: e.g. 'xsub_val'
+    benchmark: str | None = None  # tag only; None = guessed from the pickle's folder name
+    # --- execution ---
+    device: Device = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N'
+    deterministic: bool = False
+    threads: PositiveInt | None = None  # torch threads; None = torch default (1 if deterministic)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only
+    compile: bool = False  # torch.compile (CUDA only)
+    resume: bool = False
+    checkpoint_interval: PositiveInt = 1  # write last.pt every k epochs (and at the last one)
+    stop_after_epoch: PositiveInt | None = None  # end early after this epoch (tests, slicing)
+    # --- tracking and output ---
+    track: bool = True
+    tracking_uri: Name | None = None
+    experiment: Name = "skelact"
+    run_name: str | None = None
+    quiet: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in RECIPES:
+            raise ValueError(f"unknown model {value!r}; expected one of {', '.join(RECIPES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ratios_ordered(self) -> TrainConfig:
+        lo, hi = self.train_min_ratio, self.train_max_ratio
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"train_min_ratio {lo} > train_max_ratio {hi}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str/int/float/bool/None/list/dict): safe for JSON and weights_only loads."""
+        return self.model_dump()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "training options") -> TrainConfig:
+        """Build from a dict; unknown keys and invalid values are a :class:`ConfigError`."""
+        unknown = sorted(set(values) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError(f"{where}: unknown training option(s): {', '.join(unknown)}")
+        return _validated(cls, values, where)
+
+
+class Params(Settings):
     """The whole ``params.yaml``, validated."""
 
-    data: DataParams = field(default_factory=DataParams)
-    synth: SynthParams = field(default_factory=SynthParams)
-    preprocess: PreprocessParams = field(default_factory=PreprocessParams)
-    benchmarks: tuple[str, ...] = ("xsub",)
-    models: tuple[str, ...] = MODEL_NAMES
-    seeds: tuple[int, ...] = (0,)
-    recipe: str = "auto"  # auto | paper | quick
+    data: DataParams = Field(default_factory=DataParams)
+    synth: SynthParams = Field(default_factory=SynthParams)
+    preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
+    benchmarks: tuple[str, ...] = Field(("xsub",), strict=False, min_length=1)
+    models: tuple[str, ...] = Field(MODEL_NAMES, strict=False, min_length=1)
+    seeds: tuple[Annotated[int, Field(ge=0, strict=True)], ...] = Field(
+        (0,), strict=False, min_length=1
+    )
+    recipe: Literal["auto", "paper", "quick"] = "auto"
     # {"common": {...}, "<model>": {...}}: used only in the quick recipe mode
-    quick: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    train: Mapping[str, Any] = field(default_factory=dict)
-    model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    tracking: TrackingParams = field(default_factory=TrackingParams)
-    report: ReportParams = field(default_factory=ReportParams)
-    path: str = "params.yaml"
+    quick: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+    report: ReportParams = Field(default_factory=ReportParams)
+    path: str = Field("params.yaml", exclude=True)  # the file it was read from (not a key)
+
+    @field_validator("models", "benchmarks", "seeds", mode="before")
+    @classmethod
+    def _one_or_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+    @field_validator("models", "benchmarks", "seeds")
+    @classmethod
+    def _distinct(cls, value: tuple) -> tuple:
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise ValueError(f"listed twice: {twice}; entries must be distinct")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown entry {name!r}; valid: {list(MODEL_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _benchmarks_of_dataset(self) -> Params:
+        valid = ntu.DATASETS[self.data.dataset].benchmarks
+        for name in self.benchmarks:
+            if name not in valid:
+                raise ValueError(f"benchmarks: unknown entry {name!r}; valid: {list(valid)}")
+        return self
 
     @property
     def mode(self) -> str:
         """The recipe mode in effect: ``paper`` or ``quick``."""
         return recipe_mode(self)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes of the data's definition: 60/120 for NTU, ``synth.num_classes`` otherwise."""
+        if self.data.source == "synthetic":
+            return self.synth.num_classes
+        return ntu.DATASETS[self.data.source].num_classes
+
 
 # --------------------------------------------------------------------------------------------
-# Parsing
+# Reading and validating
 # --------------------------------------------------------------------------------------------
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
+def _validated(cls: type[BaseModel], values: Any, where: str, sep: str = ".") -> Any:
+    """``cls.model_validate(values)`` with the first problem as one line naming key and value."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise _config_error(cls, where, sep, exc) from None
 
 
-def _section(raw: Mapping[str, Any], cls: type, where: str) -> Any:
-    """Build a frozen dataclass from a mapping; unknown keys and wrong types are errors."""
-    if raw is None:
-        return cls()
-    if not isinstance(raw, Mapping):
-        raise _fail(where, f"must be a mapping, not {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise _fail(where, f"unknown key(s) {unknown}; valid keys: {sorted(fields)}")
-    values = {}
-    defaults = cls()
-    for key, value in raw.items():
-        default = getattr(defaults, key)
-        values[key] = _coerce(value, default, f"{where}.{key}")
-    return cls(**values)
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
+    """The valid keys of the (nested) settings model at ``loc``."""
+    for part in loc:
+        sub = cls.model_fields[part].annotation if part in cls.model_fields else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            break
+        cls = sub
+    return sorted(k for k in cls.model_fields if k != "path")
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check ``value`` against the type of the default (None allowed where the default is None)."""
-    if default is None:
-        return None if value is None else str(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise _fail(where, f"must be true or false, not {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(where, f"must be an integer, not {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(where, f"must be a number, not {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str) or not value:
-            raise _fail(where, f"must be a non-empty string, not {value!r}")
-        return value
-    return value
+def _config_error(cls: type[BaseModel], where: str, sep: str, exc: ValidationError) -> ConfigError:
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    key = f"{where}{sep}{loc}" if loc else where
+    more = exc.error_count() - 1
+    tail = f" (and {more} more problem(s))" if more else ""
+    if first["type"] == "extra_forbidden":
+        valid = _fields_at(cls, first["loc"][:-1])
+        return ConfigError(f"{key}: unknown key; valid keys: {valid}{tail}")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "value_error" and isinstance(first["input"], Mapping):
+        return ConfigError(f"{key}: {message}{tail}")  # a check across fields names them
+    return ConfigError(f"{key}: {bounded(first['input'])} is not valid: {message}{tail}")
 
 
-def _str_list(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise _fail(where, f"must be a non-empty list, not {value!r}")
-    out = []
-    for item in value:
-        if not isinstance(item, str):
-            raise _fail(where, f"entries must be strings, not {item!r}")
-        if allowed is not None and item not in allowed:
-            raise _fail(where, f"unknown entry {item!r}; valid: {list(allowed)}")
-        if item in out:
-            raise _fail(where, f"{item!r} is listed twice")
-        out.append(item)
-    return tuple(out)
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and reads ``1e-4`` as a float (YAML 1.2 rule)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        self.flatten_mapping(node)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
-def _train_fields() -> dict[str, Any]:
-    """TrainConfig fields by name (the engine owns the list; this module validates against it)."""
-    from skelact.engine.recipes import TrainConfig
-
-    return {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-def _check_train_keys(values: Any, where: str) -> dict[str, Any]:
-    if values is None:
-        return {}
-    if not isinstance(values, Mapping):
-        raise _fail(where, f"must be a mapping of training options, not {type(values).__name__}")
-    fields = _train_fields()
-    valid = sorted(k for k in fields if k not in _PIPELINE_OWNED)
-    for key in values:
-        if key in _PIPELINE_OWNED:
-            raise _fail(f"{where}.{key}", f"cannot be set here: {_PIPELINE_OWNED[key]}")
-        if key not in fields:
-            raise _fail(where, f"unknown training option {key!r}; valid options: {valid}")
-    return dict(values)
-
-
-def _parse_quick(values: Any, where: str) -> dict[str, dict[str, Any]]:
-    """``quick: {common: {...}, <model>: {...}}``; split per model so DVC can track each part."""
-    if values is None:
-        return {}
-    if not isinstance(values, Mapping):
-        raise _fail(where, "must map 'common' and model names to training options")
-    valid = ["common", *MODEL_NAMES]
-    for key in values:
-        if key not in valid:
-            raise _fail(where, f"unknown key {key!r}; valid keys: {valid}")
-    return {key: _check_train_keys(opts, f"{where}.{key}") for key, opts in values.items()}
-
-
-_TOP_KEYS = (
-    "data",
-    "synth",
-    "preprocess",
-    "benchmarks",
-    "models",
-    "seeds",
-    "recipe",
-    "quick",
-    "train",
-    "model",
-    "evaluate",
-    "tracking",
-    "report",
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
 )
 
 
-def parse_params(raw: Any, path: str = "params.yaml") -> Params:
-    """Validate the parsed YAML of ``params.yaml`` (see the module docstring for the layout)."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise _fail(path, "the top level must be a mapping of sections")
-    unknown = sorted(set(raw) - set(_TOP_KEYS))
-    if unknown:
-        raise _fail(path, f"unknown section(s) {unknown}; valid sections: {sorted(_TOP_KEYS)}")
-
-    data = _section(raw.get("data"), DataParams, f"{path}: data")
-    if data.source not in SOURCES:
-        raise _fail(f"{path}: data.source", f"{data.source!r} is not one of {list(SOURCES)}")
-    if data.dataset not in DATASETS:
-        raise _fail(f"{path}: data.dataset", f"{data.dataset!r} is not one of {list(DATASETS)}")
-    if data.source != "synthetic" and data.dataset != data.source:
-        raise _fail(
-            f"{path}: data.dataset",
-            f"is {data.dataset!r} but data.source is {data.source!r}; they must agree for NTU data "
-            f"(e.g. `-S data.source=ntu120 -S data.dataset=ntu120`)",
-        )
-    if data.source == "synthetic" and data.dataset != "ntu60":
-        raise _fail(f"{path}: data.dataset", "synthetic data follows ntu60 naming; set it to ntu60")
-
-    benchmarks = _str_list(
-        raw.get("benchmarks", ["xsub"]), f"{path}: benchmarks", BENCHMARKS[data.dataset]
-    )
-    models = _str_list(raw.get("models", list(MODEL_NAMES)), f"{path}: models", MODEL_NAMES)
-    seeds_raw = raw.get("seeds", [0])
-    if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
-        seeds_raw = [seeds_raw]
-    if (
-        not isinstance(seeds_raw, list)
-        or not seeds_raw
-        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds_raw)
-        or len(set(seeds_raw)) != len(seeds_raw)
-    ):
-        raise _fail(
-            f"{path}: seeds", f"must be a list of distinct integers >= 0, not {seeds_raw!r}"
-        )
-
-    recipe = raw.get("recipe", "auto")
-    if recipe not in RECIPE_MODES:
-        raise _fail(f"{path}: recipe", f"{recipe!r} is not one of {list(RECIPE_MODES)}")
-
-    model_section = raw.get("model") or {}
-    if not isinstance(model_section, Mapping):
-        raise _fail(f"{path}: model", "must map model names to training options")
-    for name in model_section:
-        if name not in MODEL_NAMES:
-            raise _fail(f"{path}: model", f"unknown model {name!r}; valid: {list(MODEL_NAMES)}")
-    per_model = {
-        name: _check_train_keys(values, f"{path}: model.{name}")
-        for name, values in model_section.items()
-    }
-
-    params = Params(
-        data=data,
-        synth=_section(raw.get("synth"), SynthParams, f"{path}: synth"),
-        preprocess=_section(raw.get("preprocess"), PreprocessParams, f"{path}: preprocess"),
-        benchmarks=benchmarks,
-        models=models,
-        seeds=tuple(seeds_raw),
-        recipe=recipe,
-        quick=_parse_quick(raw.get("quick"), f"{path}: quick"),
-        train=_check_train_keys(raw.get("train"), f"{path}: train"),
-        model=per_model,
-        evaluate=_section(raw.get("evaluate"), EvaluateParams, f"{path}: evaluate"),
-        tracking=_section(raw.get("tracking"), TrackingParams, f"{path}: tracking"),
-        report=_section(raw.get("report"), ReportParams, f"{path}: report"),
-        path=path,
-    )
-    if params.preprocess.on_error not in ("fail", "skip"):
-        raise _fail(f"{path}: preprocess.on_error", "must be 'fail' or 'skip'")
-    if params.synth.num_classes < 2 or params.synth.samples_per_class < 2:
-        raise _fail(f"{path}: synth", "num_classes and samples_per_class must be >= 2")
-    return params
-
-
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``; errors name the file and the offending key."""
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse a YAML settings file; problems are a :class:`ConfigError` naming ``file:line``."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such params file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-    return parse_params(raw, str(p))
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+
+
+_SECTIONS = tuple(name for name in Params.model_fields if name != "path")
+
+
+def _train_layer(values: Any, where: str) -> dict[str, Any]:
+    """One section of training options (``train``, ``quick.x``, ``model.x``), type-checked."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of training options, not {bounded(values)}")
+    valid = sorted(k for k in TrainConfig.model_fields if k not in _PIPELINE_OWNED)
+    for key in values:
+        if key in _PIPELINE_OWNED:
+            raise ConfigError(f"{where}.{key}: cannot be set here: {_PIPELINE_OWNED[key]}")
+        if key not in TrainConfig.model_fields:
+            raise ConfigError(f"{where}: unknown training option {key!r}; valid options: {valid}")
+    checked = _validated(TrainConfig, dict(values), where)
+    return {key: getattr(checked, key) for key in values}
+
+
+def _per_model(values: Any, where: str, extra: tuple[str, ...] = ()) -> dict[str, dict]:
+    if values is None:
+        return {}
+    valid = [*extra, *MODEL_NAMES]
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must map {valid} to training options")
+    for key in values:
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown model {key!r}; valid: {valid}")
+    return {key: _train_layer(opts, f"{where}.{key}") for key, opts in values.items()}
+
+
+def parse_params(raw: Any, path: str = "params.yaml") -> Params:
+    """Validate the parsed YAML of ``params.yaml`` (see the module docstring for the layout)."""
+    if raw is None:
+        raise ConfigError(
+            f"{path}: the file is empty; it must hold the pipeline's sections "
+            f"({', '.join(_SECTIONS)})"
+        )
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section(s) {unknown}; valid sections: {sorted(_SECTIONS)}"
+        )
+    values = dict(raw)
+    values["quick"] = _per_model(values.get("quick"), f"{path}: quick", ("common",))
+    values["train"] = _train_layer(values.get("train"), f"{path}: train")
+    values["model"] = _per_model(values.get("model"), f"{path}: model")
+    for section in ("data", "synth", "preprocess", "evaluate", "tracking", "report"):
+        if values.get(section) is None:
+            values.pop(section, None)
+    return _validated(Params, {**values, "path": path}, path, ": ")
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; errors name the file and the offending key."""
+    return parse_params(read_yaml(path), str(path))
 
 
 # --------------------------------------------------------------------------------------------
-# Training overrides
+# The training merge
 # --------------------------------------------------------------------------------------------
 
 
@@ -407,45 +499,190 @@ def experiment_name(params: Params, benchmark: str) -> str:
     return f"{params.tracking.experiment_prefix}/{params.data.source}-{benchmark}"
 
 
-def train_overrides(params: Params, model: str, benchmark: str | None = None) -> dict[str, Any]:
-    """TrainConfig overrides for ``model`` (keys are TrainConfig field names)."""
+def _check_model_options(model: str, options: Mapping[str, Any], where: str) -> None:
+    """Each option must be one the model's builder takes, of the type of its default."""
+    from skelact.models import model_options
+
+    defaults = model_options(model)
+    for key, value in options.items():
+        if key not in defaults:
+            raise ConfigError(
+                f"{where}: unknown option {key!r} for model {model!r} "
+                f"(accepted: {', '.join(defaults) or 'none'})"
+            )
+        default = defaults[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, expected = number and isinstance(value, int), "an integer"
+        elif isinstance(default, float):
+            ok, expected = number and math.isfinite(value), "a finite number"
+        elif isinstance(default, str):
+            ok, expected = isinstance(value, str), "a string"
+        else:
+            ok, expected = True, ""
+        if not ok:
+            raise ConfigError(f"{where}.{key}: {bounded(value)} is not valid: expected {expected}")
+
+
+def train_config(
+    model: str,
+    params: Params | None = None,
+    benchmark: str | None = None,
+    **command_line: Any,
+) -> TrainConfig:
+    """The one merge: recipe -> quick.common -> quick.<model> -> train -> model.<model> -> CLI.
+
+    ``command_line`` holds the options given on the command line (None = not given); the result
+    is complete (every recipe field set), so ``config.json`` describes the run on its own.
+    """
     if model not in MODEL_NAMES:
-        raise ConfigError(f"{params.path}: unknown model {model!r}; valid: {list(MODEL_NAMES)}")
-    from skelact.engine.recipes import recipe_for
+        where = params.path if params is not None else "--model"
+        raise ConfigError(f"{where}: unknown model {model!r}; valid: {list(MODEL_NAMES)}")
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if params is not None:
+        if recipe_mode(params) == "quick":
+            layers += [
+                (f"{params.path}: quick.common", params.quick.get("common", {})),
+                (f"{params.path}: quick.{model}", params.quick.get(model, {})),
+            ]
+        layers += [
+            (f"{params.path}: train", params.train),
+            (f"{params.path}: model.{model}", params.model.get(model, {})),
+        ]
+    tuned: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for where, layer in layers:
+        _check_model_options(model, layer.get("model_options") or {}, f"{where}.model_options")
+        options.update(layer.get("model_options") or {})
+        tuned.update(layer)
 
     reference = recipe_for(model)
-    mode = recipe_mode(params)
-    out: dict[str, Any] = {}
-    if mode == "quick":
-        out.update(params.quick.get("common", {}))
-        out.update(params.quick.get(model, {}))
-    out.update(params.train)
-    out.update(params.model.get(model, {}))
-    epochs = out.get("epochs")
-    if epochs is not None and "lr_steps" not in out:
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ConfigError(f"{params.path}: epochs for {model} must be an integer >= 1")
-        out["lr_steps"] = scale_steps(reference["lr_steps"], reference["epochs"], epochs)
-    if epochs is not None and "val_interval" not in out:
+    epochs = tuned.get("epochs")
+    if epochs is not None and "lr_steps" not in tuned:
+        tuned["lr_steps"] = scale_steps(reference["lr_steps"], reference["epochs"], epochs)
+    if epochs is not None and "val_interval" not in tuned:
         # Validate at least 10 times over a shortened run (and at the last epoch, always).
-        out["val_interval"] = max(1, min(reference["val_interval"], epochs // 10 or 1))
-    out["track"] = bool(out.get("track", params.tracking.enabled))
-    if params.tracking.uri:
-        out.setdefault("tracking_uri", params.tracking.uri)
+        tuned["val_interval"] = max(1, min(reference["val_interval"], epochs // 10 or 1))
+    # The command line wins as given: `--epochs` alone keeps the recipe's LR steps, exactly as
+    # the Python API does (a scripted run and its CLI twin must follow the same trajectory).
+    given = {k: v for k, v in command_line.items() if v is not None}
+    _check_model_options(model, given.get("model_options") or {}, "command line.model_options")
+    tuned.update(given)
+    tuned["model_options"] = {**options, **(given.get("model_options") or {})}
+    if params is not None:
+        tuned.setdefault("track", params.tracking.enabled)
+        if params.tracking.uri:
+            tuned.setdefault("tracking_uri", params.tracking.uri)
+        tuned.setdefault("num_classes", params.num_classes)
+        if benchmark is not None:
+            tuned.setdefault("experiment", experiment_name(params, benchmark))
     if benchmark is not None:
-        out.setdefault("experiment", experiment_name(params, benchmark))
-        out.setdefault("benchmark", benchmark)
+        tuned.setdefault("benchmark", benchmark)
+    return TrainConfig.from_dict({**reference, **tuned, "model": model}, "training settings")
+
+
+def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
+    """A copy of ``config`` with ``overrides`` applied; unknown keys are an error naming them."""
+    return TrainConfig.from_dict({**config.to_dict(), **overrides})
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill every recipe field left at ``None`` from the model's recipe (a complete config)."""
+    values = config.to_dict()
+    for key, value in recipe_for(config.model).items():
+        if values.get(key) is None:
+            values[key] = value
+    return TrainConfig.from_dict(values)
+
+
+# --------------------------------------------------------------------------------------------
+# The other stages: command line over params.yaml over the defaults above
+# --------------------------------------------------------------------------------------------
+
+
+def _given(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _override(section: Settings, **command_line: Any) -> dict[str, Any]:
+    """``section`` with the options given on the command line, re-validated as one section."""
+    values = {**section.model_dump(), **_given(command_line)}
+    return _validated(type(section), values, "command line").model_dump()
+
+
+def check_model(name: str) -> str:
+    """``name`` if it is a known model, else a ConfigError listing them."""
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return name
+
+
+def parse_model_options(items: list[str] | None) -> dict[str, Any] | None:
+    """``--model-option KEY=VALUE`` pairs; values read as YAML scalars (1, 0.5, true, abc)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--model-option expects KEY=VALUE, got {bounded(item)}")
+        try:
+            out[key] = yaml.load(value, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            out[key] = value
+    return out or None
+
+
+def synth_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact synth``'s settings (SynthSettings keywords besides out_dir and clean)."""
+    return _override(params.synth if params is not None else SynthParams(), **command_line)
+
+
+def preprocess_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact preprocess``'s settings: dataset, raw_dir, out_dir, format, workers, on_error."""
+    data = params.data if params is not None else DataParams()
+    section = params.preprocess if params is not None else PreprocessParams()
+    given = _given(command_line)
+    paths = {"raw_dir": data.raw_dir, "out_dir": data.prepared_dir} if params is not None else {}
+    paths.update({k: given.pop(k) for k in ("raw_dir", "out_dir") if k in given})
+    for key in ("raw_dir", "out_dir"):
+        if key not in paths:
+            raise ConfigError(f"--{key.replace('_', '-')} is required (or --params params.yaml)")
+    dataset = given.pop("dataset", data.dataset)
+    if dataset not in ntu.DATASETS:
+        raise ConfigError(f"--dataset: {bounded(dataset)} is not one of {list(ntu.DATASETS)}")
+    options = _override(section, **given)
+    return {
+        "dataset": dataset,
+        "raw_dir": Path(paths["raw_dir"]),
+        "out_dir": Path(paths["out_dir"]),
+        **options,
+        "workers": options["workers"] or None,  # PreprocessSettings: None = all cores
+    }
+
+
+def evaluate_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact test``'s settings from ``evaluate`` and ``tracking``: batch_size, device,
+    track, tracking_uri (EvalConfig keywords)."""
+    section = params.evaluate if params is not None else EvaluateParams()
+    tracking = params.tracking if params is not None else TrackingParams()
+    given = _given(command_line)
+    out = {"track": given.pop("track", tracking.enabled)}
+    out["tracking_uri"] = given.pop("tracking_uri", tracking.uri)
+    return {**_override(section, **given), **out}
+
+
+def report_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact report``'s settings (make_report keywords besides the input folders)."""
+    report = params.report if params is not None else ReportParams()
+    given = _given(command_line)
+    out = {
+        "out_dir": Path(given.get("out_dir", report.out_dir)),
+        "source": given.get("source", params.data.source if params is not None else "synthetic"),
+    }
+    if params is not None:
+        out.update(models=params.models, benchmarks=params.benchmarks, seeds=params.seeds)
     return out
-
-
-def load_train_overrides(
-    params_path: str | os.PathLike[str], model: str, benchmark: str | None = None
-) -> dict[str, Any]:
-    """``params.yaml`` -> overrides for one model's TrainConfig (the engine applies CLI on top).
-
-    ``benchmark`` (optional) adds the MLflow experiment name for that data source and benchmark.
-    """
-    return train_overrides(load_params(params_path), model, benchmark)
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,11 +693,13 @@ RUNS_DIR = "runs"  # training outputs: runs/<benchmark>/<model>/seed<N>/
 EVAL_DIR = "eval"  # evaluation outputs: eval/<benchmark>/<model>/seed<N>/
 
 
-def run_dir(model: str, benchmark: str, seed: int, root: str | os.PathLike[str] = ".") -> Path:
-    """Where the train stage of (model, benchmark, seed) writes its checkpoints and logs."""
-    return Path(root) / RUNS_DIR / benchmark / model / f"seed{seed}"
-
-
-def eval_dir(model: str, benchmark: str, seed: int, root: str | os.PathLike[str] = ".") -> Path:
-    """Where the evaluate stage of (model, benchmark, seed) writes metrics.json and friends."""
-    return Path(root) / EVAL_DIR / benchmark / model / f"seed{seed}"
+def stage_dir(
+    kind: Literal["runs", "eval"],
+    benchmark: str,
+    model: str,
+    seed: int,
+    root: str | os.PathLike[str] = ".",
+) -> Path:
+    """``<root>/<kind>/<benchmark>/<model>/seed<N>``: where train (runs) or evaluate (eval) of
+    one matrix item writes; dvc.yaml spells the same layout."""
+    return Path(root) / kind / benchmark / model / f"seed{seed}"
