@@ -447,24 +447,30 @@ def test_cmd(
 @app.command("predict")
 def predict_cmd(
     file: Path = typer.Argument(..., help="One raw NTU .skeleton file."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Own or SkelAct/MMAction2 .pth."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Own or SkelAct/MMAction2 .pth."
+    ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Model name (required for SkelAct/MMAction2 checkpoints)."
     ),
     top_k: int = typer.Option(5, "--top-k", min=1),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    onnx: Path | None = typer.Option(
+        None, "--onnx", help="An exported model.onnx instead of --checkpoint (no torch needed)."
+    ),
 ) -> None:
     """Top-k actions for one raw .skeleton file (same preprocessing and val sampling)."""
     import json
 
-    from skelact.engine.predict import predict_file
+    from skelact.deploy.runtime import predict_any
 
-    for path in (file, checkpoint):
-        if not path.is_file():
+    for path in (file, checkpoint, onnx):
+        if path is not None and not path.is_file():
             _fail(f"file not found: {path}")
     try:
-        result = predict_file(file, checkpoint, model=model, top_k=top_k, device=device)
+        result = predict_any(file, checkpoint=checkpoint, onnx=onnx, model=model,
+                             top_k_classes=top_k, device=device)  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     if as_json:
@@ -540,6 +546,70 @@ def report_cmd(
 
 
 # --- end report ---
+
+
+# --- deploy commands (export onnx, stream, predict --onnx) ---
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Own or SkelAct/MMAction2 .pth."),
+    out: Path = typer.Option(..., "--out", help="The file to write, e.g. model.onnx."),
+    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model name (required for SkelAct/MMAction2 checkpoints)."
+    ),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+    tolerance: float = typer.Option(
+        1e-4, "--tolerance", help="Largest accepted relative error of ONNX Runtime vs PyTorch."
+    ),
+    metrics: Path | None = typer.Option(
+        None, "--metrics", help="Also write the result (parity error, ...) as JSON here."
+    ),
+) -> None:
+    """Export a checkpoint to ONNX, checked against PyTorch; a failing export writes nothing."""
+    import json
+
+    from skelact.deploy.export import export_model
+
+    try:
+        result = export_model(checkpoint, out, format=format, model=model, opset=opset,
+                              tolerance=tolerance, metrics=metrics)  # fmt: skip
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(json.dumps(result.to_dict(), indent=2))
+
+
+@app.command("stream")
+def stream_cmd(
+    source: str = typer.Argument(..., help="A raw .skeleton file, or - for JSON lines on stdin."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A checkpoint (.pth)."),
+    onnx: Path | None = typer.Option(None, "--onnx", help="Or an exported model.onnx."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model name (required for SkelAct/MMAction2 checkpoints)."
+    ),
+    window: int = typer.Option(64, "--window", min=1, help="Frames per window."),
+    stride: int = typer.Option(8, "--stride", min=1, help="Frames between window starts."),
+    top_k: int = typer.Option(5, "--top-k", min=1),
+    smooth: float = typer.Option(
+        0.0, "--smooth", help="EMA of the probabilities: weight of the past, in [0, 1)."
+    ),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per window."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed line."),
+) -> None:
+    """Sliding-window predictions over a recording or a live JSON-lines stream of frames."""
+    from skelact.deploy.stream import run_stream_command
+
+    try:
+        run_stream_command(source, checkpoint=checkpoint, onnx=onnx, model=model, window=window,
+                           stride=stride, top_k_classes=top_k, smooth=smooth, jsonl=jsonl,
+                           strict=strict)  # fmt: skip
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+# --- end deploy commands ---
 
 
 def main() -> None:

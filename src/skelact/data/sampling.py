@@ -23,9 +23,7 @@ def center_crop(lengths: np.ndarray, clip_ratio: float) -> tuple[np.ndarray, np.
     return (n - lens) // 2, lens
 
 
-def interp_indices(
-    lens: np.ndarray, clip_len: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def interp_indices(lens: np.ndarray, clip_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Left/right source frame within the crop and the right weight, ``(N, clip_len)`` each.
 
     PyTorch's bilinear ``align_corners=False`` arithmetic in float32: scale = L / T,
