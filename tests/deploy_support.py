@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from skelact.deploy.export import export_onnx
-from skelact.models import MODEL_NAMES, build_model, load_checkpoint
+from skelact.models import build_model, load_checkpoint
 from skelact.models.checkpoint import save_own_checkpoint
 
 #: val_clip_ratio stored in the own checkpoints' training config (not the recipe's 0.9 / 0.95),
@@ -21,18 +21,35 @@ from skelact.models.checkpoint import save_own_checkpoint
 OWN_CLIP_RATIO = 0.93
 
 
+class Exports:
+    """``exports[kind, model] -> {'onnx', 'checkpoint', 'result'}``, kind 'reference' or 'own';
+    each exported on first use, once per session."""
+
+    def __init__(self, reference_dir: Path, root: Path) -> None:
+        self.reference_dir = reference_dir
+        self.root = root
+        self.cache: dict[tuple[str, str], dict] = {}
+
+    def checkpoint(self, kind: str, name: str) -> Path:
+        ref_ckpt = self.reference_dir / "parity" / f"{name}_ckpt.pth"
+        if kind == "reference":
+            return ref_ckpt
+        own_ckpt = self.root / f"{name}_own.pt"
+        if not own_ckpt.exists():
+            net = load_checkpoint(build_model(name), ref_ckpt)
+            save_own_checkpoint(net, own_ckpt, config={"val_clip_ratio": OWN_CLIP_RATIO})
+        return own_ckpt
+
+    def __getitem__(self, key: tuple[str, str]) -> dict:
+        if key not in self.cache:
+            kind, name = key
+            ckpt = self.checkpoint(kind, name)
+            path = self.root / f"{name}_{kind}.onnx"
+            result = export_onnx(ckpt, path, model=name if kind == "reference" else None)
+            self.cache[key] = {"onnx": path, "checkpoint": ckpt, "result": result}
+        return self.cache[key]
+
+
 @pytest.fixture(scope="session")
-def exported(reference_dir: Path, tmp_path_factory) -> dict[tuple[str, str], dict]:
-    """``(kind, model) -> {'onnx', 'checkpoint', 'result'}`` for kind 'reference' and 'own'."""
-    root = tmp_path_factory.mktemp("onnx")
-    out: dict[tuple[str, str], dict] = {}
-    for name in MODEL_NAMES:
-        ref_ckpt = reference_dir / "parity" / f"{name}_ckpt.pth"
-        own_ckpt = root / f"{name}_own.pt"
-        net = load_checkpoint(build_model(name), ref_ckpt)
-        save_own_checkpoint(net, own_ckpt, config={"val_clip_ratio": OWN_CLIP_RATIO})
-        for kind, ckpt, model in (("reference", ref_ckpt, name), ("own", own_ckpt, None)):
-            path = root / f"{name}_{kind}.onnx"
-            result = export_onnx(ckpt, path, model=model)
-            out[kind, name] = {"onnx": path, "checkpoint": ckpt, "result": result}
-    return out
+def exported(reference_dir: Path, tmp_path_factory) -> Exports:
+    return Exports(reference_dir, tmp_path_factory.mktemp("onnx"))
