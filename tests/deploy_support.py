@@ -1,16 +1,14 @@
 """Shared fixtures of the deploy tests: each model exported once per session.
 
-Imported by tests/test_deploy*.py and tests/test_stream.py (the conftest belongs to no single
-area). Exports come from the reference parity checkpoints (SkelAct/MMAction2 format) and from
-own-format checkpoints holding the same weights, so both kinds must reproduce the reference
-logits.
+Used by tests/test_deploy*.py and tests/test_stream.py through `shared_exports` (the conftest
+belongs to no single area). Exports come from the reference parity checkpoints
+(SkelAct/MMAction2 format) and from own-format checkpoints holding the same weights, so both
+kinds must reproduce the reference logits.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from skelact.deploy.export import export_onnx
 from skelact.models import build_model, load_checkpoint
@@ -50,6 +48,11 @@ class Exports:
         return self.cache[key]
 
 
-@pytest.fixture(scope="session")
-def exported(reference_dir: Path, tmp_path_factory) -> Exports:
-    return Exports(reference_dir, tmp_path_factory.mktemp("onnx"))
+_SESSION: dict[str, Exports] = {}
+
+
+def shared_exports(reference_dir: Path, tmp_path_factory) -> Exports:
+    """The session's one `Exports` (each test file wraps it in its own session fixture)."""
+    if "exports" not in _SESSION:
+        _SESSION["exports"] = Exports(reference_dir, tmp_path_factory.mktemp("onnx"))
+    return _SESSION["exports"]

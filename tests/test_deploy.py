@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from deploy_support import OWN_CLIP_RATIO, exported  # noqa: F401
 from typer.testing import CliRunner
 
+from deploy_support import OWN_CLIP_RATIO, Exports, shared_exports
 from skelact import __version__
 from skelact.cli import app
 from skelact.data.ntu import action_names
@@ -24,9 +24,14 @@ from skelact.skeleton import NUM_JOINTS
 RECIPE_RATIO = {"tscnn": 0.9, "hcn": 0.9, "hcnb": 0.95, "tacnn": 0.95, "dgcn": 0.95}
 
 
+@pytest.fixture(scope="session")
+def exported(reference_dir: Path, tmp_path_factory) -> Exports:
+    return shared_exports(reference_dir, tmp_path_factory)
+
+
 @pytest.mark.parametrize("kind", ["reference", "own"])
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_onnx_reproduces_reference_logits(exported, reference_dir: Path, kind, name) -> None:  # noqa: F811
+def test_onnx_reproduces_reference_logits(exported, reference_dir: Path, kind, name) -> None:
     entry = exported[kind, name]
     assert entry["result"].parity_rel_error < 1e-4
     io = torch.load(reference_dir / "parity" / f"{name}_io.pt", weights_only=True)
@@ -37,7 +42,7 @@ def test_onnx_reproduces_reference_logits(exported, reference_dir: Path, kind, n
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_metadata_describes_the_model(exported, name) -> None:  # noqa: F811
+def test_metadata_describes_the_model(exported, name) -> None:
     ref_info = OnnxModel(exported["reference", name]["onnx"]).info
     own_info = OnnxModel(exported["own", name]["onnx"]).info
     for info in (ref_info, own_info):
@@ -82,14 +87,16 @@ def test_export_cli_writes_metrics_and_reports_errors(reference_dir: Path, tmp_p
     assert json.loads(done.stdout)["onnx"] == str(tmp_path / "m.onnx")
     assert read_export_metrics(tmp_path / "absent.json") is None
 
-    no_name = runner.invoke(app, ["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x")])
+    no_name = runner.invoke(
+        app, ["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x")]
+    )
     assert no_name.exit_code == 1 and "--model" in no_name.output
     bad_format = runner.invoke(app, args[:4] + ["tflite"] + args[5:9])
     assert bad_format.exit_code == 1 and "unknown export format 'tflite'" in bad_format.output
     assert not (tmp_path / "x").exists()
 
 
-def test_runtime_refuses_a_file_without_skelact_metadata(exported, tmp_path: Path) -> None:  # noqa: F811
+def test_runtime_refuses_a_file_without_skelact_metadata(exported, tmp_path: Path) -> None:
     proto = onnx.load(exported["reference", "tscnn"]["onnx"])
     del proto.metadata_props[:]
     bare = tmp_path / "bare.onnx"
@@ -101,7 +108,7 @@ def test_runtime_refuses_a_file_without_skelact_metadata(exported, tmp_path: Pat
         OnnxModel(tmp_path / "junk.onnx")
 
 
-def test_other_layout_is_refused(exported, tmp_path: Path) -> None:  # noqa: F811
+def test_other_layout_is_refused(exported, tmp_path: Path) -> None:
     proto = onnx.load(exported["reference", "tscnn"]["onnx"])
     for prop in proto.metadata_props:
         if prop.key == "skelact.num_joints":

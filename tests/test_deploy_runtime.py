@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_support import exported  # noqa: F401
 
+from deploy_support import Exports, shared_exports
 from skelact.deploy.metadata import DeployError
 from skelact.deploy.runtime import predict_any, predict_file_onnx
 from skelact.engine.predict import predict_file
@@ -29,11 +29,16 @@ print("TORCH-FREE")
 """
 
 
+@pytest.fixture(scope="session")
+def exported(reference_dir: Path, tmp_path_factory) -> Exports:
+    return shared_exports(reference_dir, tmp_path_factory)
+
+
 def raw(reference_dir: Path, sample: str) -> Path:
     return reference_dir / "ntu_prep" / "raw" / f"{sample}.skeleton"
 
 
-def test_predict_onnx_never_imports_torch(exported, reference_dir: Path) -> None:  # noqa: F811
+def test_predict_onnx_never_imports_torch(exported, reference_dir: Path) -> None:
     entry = exported["own", "hcn"]
     path = raw(reference_dir, SAMPLES[0])
     done = subprocess.run(
@@ -52,7 +57,7 @@ def test_predict_onnx_never_imports_torch(exported, reference_dir: Path) -> None
 
 @pytest.mark.parametrize("name", ["tscnn", "dgcn"])
 @pytest.mark.parametrize("sample", SAMPLES)
-def test_onnx_prediction_equals_torch_prediction(exported, reference_dir, name, sample) -> None:  # noqa: F811
+def test_onnx_prediction_equals_torch_prediction(exported, reference_dir, name, sample) -> None:
     entry = exported["reference", name]
     path = raw(reference_dir, sample)
     ours = predict_file_onnx(path, entry["onnx"], top_k_classes=5)
@@ -64,7 +69,7 @@ def test_onnx_prediction_equals_torch_prediction(exported, reference_dir, name, 
     np.testing.assert_allclose([p for *_, p in ours.top], [p for *_, p in theirs.top], atol=1e-5)
 
 
-def test_predict_needs_exactly_one_model_source(exported, reference_dir: Path) -> None:  # noqa: F811
+def test_predict_needs_exactly_one_model_source(exported, reference_dir: Path) -> None:
     path = raw(reference_dir, SAMPLES[0])
     with pytest.raises(DeployError, match="exactly one"):
         predict_any(path)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_support import exported  # noqa: F401
 from typer.testing import CliRunner
 
+from deploy_support import Exports, shared_exports
 from skelact.cli import app
 from skelact.data.skeleton_file import read_skeleton
 from skelact.deploy.runtime import OnnxModel, predict_file_onnx
@@ -23,6 +23,11 @@ from skelact.deploy.stream import (
 from skelact.engine.predict import predict_file
 
 SAMPLES = ["S001C001P001R001A001", "S006C003P036R002A006", "S007C003P002R002A024"]
+
+
+@pytest.fixture(scope="session")
+def exported(reference_dir: Path, tmp_path_factory) -> Exports:
+    return shared_exports(reference_dir, tmp_path_factory)
 
 
 def raw(reference_dir: Path, sample: str) -> Path:
@@ -53,7 +58,7 @@ def run(source: str, *, stdin: str | None = None, **options) -> tuple[list[dict]
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
-def test_whole_file_window_equals_predict(exported, reference_dir: Path, sample) -> None:  # noqa: F811
+def test_whole_file_window_equals_predict(exported, reference_dir: Path, sample) -> None:
     path = raw(reference_dir, sample)
     entry = exported["own", "tacnn"]
     frames = read_skeleton(path).shape[1]
@@ -76,7 +81,7 @@ def test_whole_file_window_equals_predict(exported, reference_dir: Path, sample)
     )  # fmt: skip
 
 
-def test_windows_and_stdin_equal_the_file(exported, reference_dir: Path) -> None:  # noqa: F811
+def test_windows_and_stdin_equal_the_file(exported, reference_dir: Path) -> None:
     path = raw(reference_dir, SAMPLES[0])  # 125 frames, leading empty frames, 4 bodies
     onnx = exported["reference", "hcn"]["onnx"]
     from_file, _, _ = run(str(path), onnx=onnx, window=64, stride=20, top_k_classes=3)
@@ -90,7 +95,7 @@ def test_windows_and_stdin_equal_the_file(exported, reference_dir: Path) -> None
 
 
 def test_bad_lines_are_reported_and_skipped_or_stop_with_strict(
-    exported, reference_dir: Path  # noqa: F811
+    exported, reference_dir: Path
 ) -> None:
     path = raw(reference_dir, SAMPLES[2])
     onnx = exported["reference", "tscnn"]["onnx"]
@@ -116,7 +121,7 @@ def test_bad_lines_are_reported_and_skipped_or_stop_with_strict(
     assert len(out.getvalue().splitlines()) == 2  # the windows before the bad line were printed
 
 
-def test_smoothing_is_an_ema_of_the_probabilities(exported, reference_dir: Path) -> None:  # noqa: F811
+def test_smoothing_is_an_ema_of_the_probabilities(exported, reference_dir: Path) -> None:
     model = OnnxModel(exported["reference", "tscnn"]["onnx"])
     frames = list(skeleton_frames(raw(reference_dir, SAMPLES[0])))
     plain = list(stream(frames, model, window=32, stride=24, top_k_classes=60))
@@ -134,7 +139,7 @@ def test_smoothing_is_an_ema_of_the_probabilities(exported, reference_dir: Path)
         np.testing.assert_allclose(dense(s), expected, atol=1e-12)
 
 
-def test_stream_cli_text_and_errors(exported, reference_dir: Path) -> None:  # noqa: F811
+def test_stream_cli_text_and_errors(exported, reference_dir: Path) -> None:
     onnx = str(exported["reference", "tscnn"]["onnx"])
     path = raw(reference_dir, SAMPLES[1])  # 40 frames: shorter than the window
     runner = CliRunner()
