@@ -16,7 +16,7 @@ from skelact import __version__
 from skelact.cli import app
 from skelact.data.ntu import action_names
 from skelact.deploy.export import ExportParityError, export_onnx, relative_error
-from skelact.deploy.metadata import LAYOUT, DeployError, read_export_metrics
+from skelact.deploy.metadata import LAYOUT, DeployError, export_summary, read_export_metrics
 from skelact.deploy.runtime import OnnxModel
 from skelact.models import MODEL_NAMES, default_clip_len
 from skelact.skeleton import NUM_JOINTS
@@ -71,21 +71,28 @@ def test_failing_export_writes_nothing(reference_dir: Path, tmp_path: Path) -> N
     with pytest.raises(ExportParityError, match="relative error .* not written"):
         export_onnx(ckpt, out, model="hcnb", tolerance=0.0)
     assert out.read_bytes() == b"previous export"
+    with pytest.raises(DeployError, match="with opset 5"):  # opset 5 cannot express these nets
+        export_onnx(ckpt, out, model="hcnb", opset=5)
+    assert out.read_bytes() == b"previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # no temp left
 
 
 def test_export_cli_writes_metrics_and_reports_errors(reference_dir: Path, tmp_path: Path) -> None:
     ckpt = reference_dir / "parity" / "tscnn_ckpt.pth"
     runner = CliRunner()
+    metrics_path = tmp_path / "runs" / "xsub" / "tscnn" / "seed0" / "export.json"
     args = ["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out",
             str(tmp_path / "m.onnx"), "--model", "tscnn", "--opset", "17",
-            "--metrics", str(tmp_path / "export.json")]  # fmt: skip
+            "--metrics", str(metrics_path)]  # fmt: skip
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
-    metrics = read_export_metrics(tmp_path / "export.json")
+    metrics = read_export_metrics(metrics_path)
     assert metrics["model"] == "tscnn" and metrics["parity_rel_error"] < 1e-4
     assert json.loads(done.stdout)["onnx"] == str(tmp_path / "m.onnx")
     assert read_export_metrics(tmp_path / "absent.json") is None
+    summary = export_summary(tmp_path / "runs", "xsub", "tscnn", [0, 1])
+    assert summary["seeds"] == [0] and summary["parity_rel_error_max"] < 1e-4
+    assert export_summary(tmp_path / "runs", "xsub", "hcn", [0]) is None
 
     no_name = runner.invoke(
         app, ["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x")]

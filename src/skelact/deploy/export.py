@@ -80,11 +80,17 @@ def onnx_bytes(model: TorchModel, opset: int = DEFAULT_OPSET) -> bytes:
     with warnings.catch_warnings():
         # the deprecation notice of the TorchScript exporter and its constant-folding notes
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.net, (example,), buffer, dynamo=False, opset_version=int(opset),
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        )  # fmt: skip
+        try:
+            torch.onnx.export(
+                model.net, (example,), buffer, dynamo=False, opset_version=int(opset),
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )  # fmt: skip
+        except Exception as exc:  # the exporter raises many types (unsupported op, opset, ...)
+            raise DeployError(
+                f"{model.path}: ONNX export of {model.info.model!r} with opset {opset} failed: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.helper.set_model_props(proto, model.info.to_props())
     proto.producer_name = "skelact"
@@ -94,7 +100,13 @@ def onnx_bytes(model: TorchModel, opset: int = DEFAULT_OPSET) -> bytes:
         f"{model.info.layout} skeletons, T = {model.info.clip_len}) -> {OUTPUT_NAME} N x "
         f"{model.info.num_classes}"
     )
-    onnx.checker.check_model(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise DeployError(
+            f"{model.path}: the ONNX export of {model.info.model!r} with opset {opset} is not "
+            f"valid: {str(exc).splitlines()[0]}"
+        ) from None
     return proto.SerializeToString()
 
 

@@ -98,9 +98,10 @@ class ModelInfo:
                 layout=get("layout"),
                 skelact_version=get("skelact_version"),
             )
+            num_classes = int(get("num_classes"))
         except (ValueError, TypeError) as exc:
             raise DeployError(f"{path}: malformed skelact metadata ({exc})") from None
-        if info.num_classes != int(get("num_classes")):
+        if info.num_classes != num_classes:
             raise DeployError(f"{path}: {info.num_classes} class names for "
                               f"{get('num_classes')} classes")  # fmt: skip
         if info.layout != LAYOUT or info.num_joints != NUM_JOINTS:
@@ -123,3 +124,25 @@ def read_export_metrics(path: str | Path) -> dict | None:
     if not isinstance(data, dict) or "parity_rel_error" not in data:
         raise DeployError(f"{path}: no 'parity_rel_error' in the export metrics")
     return data
+
+
+def export_summary(runs_root: str | Path, benchmark: str, model: str, seeds) -> dict | None:
+    """For ``reports/results.md``: the worst parity error over the seeds' ``export.json``.
+
+    ``{'parity_rel_error_max', 'onnx_mb', 'seeds'}`` over the seeds that were exported, or None
+    when none was (the report then shows a dash).
+    """
+    found = []
+    for seed in seeds:
+        data = read_export_metrics(
+            Path(runs_root) / benchmark / model / f"seed{seed}" / "export.json"
+        )
+        if data is not None:
+            found.append((seed, data))
+    if not found:
+        return None
+    return {
+        "parity_rel_error_max": max(float(d["parity_rel_error"]) for _, d in found),
+        "onnx_mb": round(max(int(d.get("bytes", 0)) for _, d in found) / 2**20, 2),
+        "seeds": [s for s, _ in found],
+    }
