@@ -148,6 +148,19 @@ def bench_model(name: str, args, workdir: Path) -> dict:
     return row
 
 
+def table_row(r: dict) -> str:
+    cells = [
+        f"{r[f'{k}_p50_ms']:.2f} / {r[f'{k}_p99_ms']:.2f}" if f"{k}_p50_ms" in r else "n/a"
+        for k in ("eager", "compile", "ort")
+    ]
+    ratio = r["eager_p50_ms"] / r["ort_p50_ms"]
+    s1, s4 = r["stream_s1_windows_per_s"], r["stream_s4_windows_per_s"]
+    return (
+        f"| {r['model']} | {' | '.join(cells)} | {ratio:.2f}x | {s1:.1f} | {s4:.1f} "
+        f"({4 * s4:.0f}) |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
@@ -163,25 +176,17 @@ def main() -> None:
     print(f"CPU: {cpu_description()}")
     print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {threads} threads "
           f"(torch and ORT), window 64 frames, stream of {args.stream_frames} frames")  # fmt: skip
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            rows.append(bench_model(name, args, Path(tmp)))
-            r = rows[-1]
-            print(f"  {name}: done ({r['note'] or 'no compile'})", flush=True)
-    keys = ["eager", "compile", "ort"]
     print("\n| model | eager p50 / p99 ms | compile p50 / p99 ms | ORT p50 / p99 ms "
           "| eager / ORT (p50) | stream windows/s, stride 1 | stride 4 (= frames/s) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        cells = [
-            f"{r[f'{k}_p50_ms']:.2f} / {r[f'{k}_p99_ms']:.2f}" if f"{k}_p50_ms" in r else "n/a"
-            for k in keys
-        ]
-        ratio = r["eager_p50_ms"] / r["ort_p50_ms"]
-        s1, s4 = r["stream_s1_windows_per_s"], r["stream_s4_windows_per_s"]
-        print(f"| {r['model']} | {' | '.join(cells)} | {ratio:.2f}x | {s1:.1f} | "
-              f"{s4:.1f} ({4 * s4:.0f}) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:  # one row as soon as it is measured (a slow model can be cut)
+            rows.append(bench_model(name, args, Path(tmp)))
+            print(table_row(rows[-1]), flush=True)
+    notes = [f"{r['model']}: {r['note']}" for r in rows if r["note"]]
+    if notes:
+        print("torch.compile: " + "; ".join(notes))
     print("targets: ORT p50 <= eager p50; stride 1 >= 30 windows/s (dgcn: stride 4 >= 7.5 "
           "windows/s, i.e. 30 frames/s)")
     print(f"\nafter the run: load avg {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
