@@ -81,7 +81,7 @@ def test_whole_file_window_equals_predict(exported, reference_dir: Path, sample)
     )  # fmt: skip
 
 
-def test_windows_and_stdin_equal_the_file(exported, reference_dir: Path) -> None:
+def test_windows_and_stdin_equal_the_file(exported, reference_dir: Path, tmp_path: Path) -> None:
     path = raw(reference_dir, SAMPLES[0])  # 125 frames, leading empty frames, 4 bodies
     onnx = exported["reference", "hcn"]["onnx"]
     from_file, _, _ = run(str(path), onnx=onnx, window=64, stride=20, top_k_classes=3)
@@ -91,6 +91,9 @@ def test_windows_and_stdin_equal_the_file(exported, reference_dir: Path) -> None
     from_stdin, err, skipped = run("-", stdin="\n".join(json_lines(path)) + "\n", onnx=onnx,
                                    window=64, stride=20, top_k_classes=3)  # fmt: skip
     assert from_stdin == from_file and err == "" and skipped == 0
+    recorded = tmp_path / "recording.jsonl"
+    recorded.write_text("\n".join(json_lines(path)) + "\n")
+    assert run(str(recorded), onnx=onnx, window=64, stride=20, top_k_classes=3)[0] == from_file
     assert [r["bodies"] for r in from_file] == [2, 2, 2, 2]  # the two of highest energy
 
 

@@ -8,7 +8,8 @@ a whole file gives exactly ``skelact predict``'s probabilities, and windows befo
 or across a change of tracked bodies behave as such files do in preprocessing.
 
 Sources: a raw ``.skeleton`` file (read and validated whole by the pipeline's reader), or ``-``:
-JSON lines on stdin, one frame per line (the schema is `FRAME_SCHEMA`). Bodies are kept in the
+JSON lines on stdin, one frame per line (the schema is `FRAME_SCHEMA`), or a recorded ``.jsonl``
+file of such lines. Bodies are kept in the
 order they are listed, the first ``MAX_KINECT_BODIES`` of a frame, as in a ``.skeleton`` file.
 
 Windows are emitted when their last frame arrives; a stream shorter than one window gives one
@@ -18,6 +19,7 @@ skipped, or stops the stream with ``strict``. Never imports torch (the backend m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -208,6 +210,8 @@ def run_stream_command(
     """``skelact stream``: print one line per window; returns the number of skipped lines."""
     out = out or sys.stdout
     err = err or sys.stderr
+    if source != "-" and not Path(source).is_file():
+        raise DeployError(f"stream source not found: {source}")
     backend = load_backend(checkpoint, onnx, model)
     skipped = 0
 
@@ -219,14 +223,16 @@ def run_stream_command(
         err.write(f"warning: {exc} (line skipped)\n")
         err.flush()
 
-    if source == "-":
-        frames: Iterable[np.ndarray] = json_frames(stdin or sys.stdin, "<stdin>", on_error)
-    else:
-        if not Path(source).is_file():
-            raise DeployError(f"stream source not found: {source}")
-        frames = skeleton_frames(source)
-    for result in stream(frames, backend, window=window, stride=stride,
-                         top_k_classes=top_k_classes, smooth=smooth):  # fmt: skip
-        out.write((json.dumps(result.to_dict()) if jsonl else result.to_text()) + "\n")
-        out.flush()
+    with contextlib.ExitStack() as stack:
+        if source == "-":
+            frames: Iterable[np.ndarray] = json_frames(stdin or sys.stdin, "<stdin>", on_error)
+        elif source.endswith(".jsonl"):
+            handle = stack.enter_context(open(source, encoding="utf-8"))
+            frames = json_frames(handle, source, on_error)
+        else:
+            frames = skeleton_frames(source)
+        for result in stream(frames, backend, window=window, stride=stride,
+                             top_k_classes=top_k_classes, smooth=smooth):  # fmt: skip
+            out.write((json.dumps(result.to_dict()) if jsonl else result.to_text()) + "\n")
+            out.flush()
     return skipped
