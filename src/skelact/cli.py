@@ -345,16 +345,18 @@ def test_cmd(
 @app.command("predict")
 def predict_cmd(
     file: Path = typer.Argument(..., help="One raw NTU .skeleton file."),
-    checkpoint: Path = typer.Option(..., help="Own or SkelAct/MMAction2 .pth."),
+    checkpoint: Path | None = typer.Option(None, help="Own or SkelAct/MMAction2 .pth."),
+    onnx: Path | None = typer.Option(None, help="Or an exported model.onnx (no torch needed)."),
     model: str | None = typer.Option(None, "--model", "-m", help="For foreign checkpoints."),
     top_k: int = typer.Option(5, min=1),
     device: str = typer.Option("auto"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Top-k actions for one raw .skeleton file (same preprocessing and val sampling)."""
-    from skelact.engine.predict import predict_file
+    from skelact.deploy.runtime import predict_any
 
-    result = predict_file(file, checkpoint, model=model, top_k=top_k, device=device)
+    result = predict_any(file, checkpoint=checkpoint, onnx=onnx, model=model,
+                         top_k_classes=top_k, device=device)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -368,18 +370,49 @@ def predict_cmd(
 @app.command("export")
 def export_cmd(
     checkpoint: Path = typer.Option(..., help="Own (or SkelAct/MMAction2) checkpoint."),
-    out: Path = typer.Option(..., help="File to write."),
-    fmt: Literal["mmaction"] = typer.Option(
-        "mmaction", "--format", help="mmaction: SkelAct/MMAction2 key names, meta names the model."
+    out: Path = typer.Option(..., help="File to write, e.g. model.onnx or hcn.pth."),
+    fmt: Literal["onnx", "mmaction"] = typer.Option(
+        "onnx", "--format", help="onnx: checked against PyTorch; mmaction: SkelAct key names."
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="For foreign checkpoints."),
+    opset: int = typer.Option(17, help="ONNX opset version."),
+    tolerance: float = typer.Option(1e-4, help="Largest relative error ONNX Runtime vs PyTorch."),
+    metrics: Path | None = typer.Option(None, help="onnx: also write the parity result here."),
 ) -> None:
-    """Export a checkpoint for SkelAct/MMAction2; its metadata names the model."""
-    from skelact.models.checkpoint import build_from_checkpoint, export_mmaction_checkpoint
+    """Export a checkpoint: ONNX (self-checked; a failing export writes nothing) or MMAction2."""
+    if fmt == "mmaction":
+        from skelact.models.checkpoint import build_from_checkpoint, export_mmaction_checkpoint
 
-    built = build_from_checkpoint(checkpoint, **({"name": model} if model else {}))
-    path = export_mmaction_checkpoint(built, out)
-    typer.echo(f"wrote {path} ({built.skelact_spec['name']}, {fmt} format)")
+        built = build_from_checkpoint(checkpoint, **({"name": model} if model else {}))
+        path = export_mmaction_checkpoint(built, out)
+        typer.echo(f"wrote {path} ({built.skelact_spec['name']}, {fmt} format)")
+        return
+    from skelact.deploy.export import export_model
+
+    result = export_model(checkpoint, out, format=fmt, model=model, opset=opset,
+                          tolerance=tolerance, metrics=metrics)  # fmt: skip
+    typer.echo(json.dumps(result.to_dict(), indent=2))
+
+
+@app.command("stream")
+def stream_cmd(
+    source: str = typer.Argument(..., help="A raw .skeleton file, or - for JSON lines on stdin."),
+    checkpoint: Path | None = typer.Option(None, help="A checkpoint (.pth)."),
+    onnx: Path | None = typer.Option(None, help="Or an exported model.onnx."),
+    model: str | None = typer.Option(None, "--model", "-m", help="For foreign checkpoints."),
+    window: int = typer.Option(64, min=1, help="Frames per window."),
+    stride: int = typer.Option(8, min=1, help="Frames between window starts."),
+    top_k: int = typer.Option(5, min=1),
+    smooth: float = typer.Option(0.0, help="EMA of the probabilities: weight of the past, [0, 1)."),
+    jsonl: bool = typer.Option(False, help="One JSON object per window."),
+    strict: bool = typer.Option(False, help="Stop at the first malformed line."),
+) -> None:
+    """Sliding-window predictions over a recording or a live JSON-lines stream of frames."""
+    from skelact.deploy.stream import run_stream_command
+
+    run_stream_command(source, checkpoint=checkpoint, onnx=onnx, model=model, window=window,
+                       stride=stride, top_k_classes=top_k, smooth=smooth, jsonl=jsonl,
+                       strict=strict)  # fmt: skip
 
 
 @app.command("report")
