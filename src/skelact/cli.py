@@ -542,6 +542,51 @@ def report_cmd(
 # --- end report ---
 
 
+# --- grid command ---
+
+
+@app.command("grid")
+def grid_cmd(
+    launcher: str = typer.Option("slurm", "--launcher", help="slurm (sbatch) | local (bash here)."),
+    stages: str = typer.Option("train,evaluate", "--stages", help="Matrix stages per element."),
+    partition: str | None = typer.Option(None, "--partition", help="SLURM partition."),
+    gpus_per_task: int = typer.Option(0, "--gpus-per-task", help="GPUs per element (--gres)."),
+    cpus_per_task: int | None = typer.Option(None, "--cpus-per-task", help="CPUs per element."),
+    time_limit: str | None = typer.Option(None, "--time", help="Per element, HH:MM:SS."),
+    max_parallel: int | None = typer.Option(None, "--max-parallel", help="Elements at once (%N)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the sbatch scripts only."),
+    wait: bool = typer.Option(False, "--wait", help="Return when the grid has finished."),
+    status: bool = typer.Option(False, "--status", help="Show the newest grid's summary."),
+    root: Path = typer.Option(Path("."), "--root", help="The DVC project."),
+) -> None:
+    """Run the stale train/evaluate stages of the grid as a SLURM job array, then the report."""
+    from skelact import grid
+    from skelact.errors import SkelactError
+
+    try:
+        if status:
+            lines = grid.grid_status(root)
+        else:
+            settings = grid.GridSettings(
+                root=root, launcher=launcher, partition=partition,
+                stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
+                gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, time=time_limit,
+                max_parallel=max_parallel, dry_run=dry_run, wait=wait,
+            )  # fmt: skip
+            result = grid.run_grid(settings)
+            lines = result.lines
+            if result.summary and result.summary["failed"]:
+                typer.echo("\n".join(lines))
+                raise typer.Exit(1)
+    except SkelactError as exc:
+        _fail(str(exc))
+        return
+    typer.echo("\n".join(lines))
+
+
+# --- end grid command ---
+
+
 def main() -> None:
     app()
 
