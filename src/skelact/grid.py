@@ -122,35 +122,43 @@ def plan_grid(root: Path, stage_names: tuple[str, ...]) -> GridPlan:
     with Repo(str(root)) as repo:
         stages = list(repo.index.stages)
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        stale = set(repo.status())
-    matrix_names = sorted({s.addressing.split("@")[0] for s in stages if "@" in s.addressing})
+        changed = set(repo.status())  # keyed by address (relative to the cwd): map to names
+    stale = {stage.name for stage in stages if stage.addressing in changed}
+    matrix_names = sorted({s.name.split("@")[0] for s in stages if "@" in s.name})
     for name in stage_names:
         if name not in matrix_names:
             raise GridError(
                 f"dvc.yaml: {bounded(name)} is not a matrix stage; choose from "
                 f"{', '.join(matrix_names) or '(none)'}"
             )
-    selected = [
-        s for s in stages if "@" in s.addressing and s.addressing.split("@")[0] in stage_names
-    ]
+    selected = [s for s in stages if "@" in s.name and s.name.split("@")[0] in stage_names]
     selected_set = set(selected)
     upstream, downstream = set(), set()
     for stage in selected:
         upstream |= nx.descendants(graph, stage) - selected_set
         downstream |= nx.ancestors(graph, stage) - selected_set
-    order = {stage: i for i, stage in enumerate(reversed(list(nx.topological_sort(graph))))}
+    # Dependencies first; independent stages in dvc.yaml's order (elements follow the matrix).
+    in_file = {stage: i for i, stage in enumerate(stages)}
+    sorted_stages = nx.lexicographical_topological_sort(graph.reverse(), key=in_file.__getitem__)
+    order = {stage: i for i, stage in enumerate(sorted_stages)}
 
+    # A stage runs if it is stale or if a stage it depends on runs (a retrained checkpoint makes
+    # its evaluation stale), as in dvc repro; upstream stages are included for --dry-run.
+    runs = {stage for stage in upstream if stage.name in stale}
     items: dict[str, list[StageJob]] = {}
     for stage in sorted(selected, key=order.__getitem__):
-        if stage.addressing not in stale:
+        if stage.name not in stale and not runs & set(graph.successors(stage)):
             continue
+        runs.add(stage)
         outs = [str(out.def_path) for out in stage.outs]
         resume = next((p for p in outs if Path(p).name == RESUMABLE_OUT), None)
-        job = StageJob(stage.addressing, _stage_cmd(stage), outs, resume)
-        items.setdefault(stage.addressing.split("@", 1)[1], []).append(job)
-    elements = [Element(i, item, jobs) for i, (item, jobs) in enumerate(items.items())]
-    upstream_names = [s.addressing for s in sorted(upstream, key=order.__getitem__)]
-    downstream_names = [s.addressing for s in sorted(downstream, key=order.__getitem__)]
+        job = StageJob(stage.name, _stage_cmd(stage), outs, resume)
+        items.setdefault(stage.name.split("@", 1)[1], []).append(job)
+    matrix = list(dict.fromkeys(stage.name.split("@", 1)[1] for stage in selected))
+    ordered = sorted(items.items(), key=lambda pair: matrix.index(pair[0]))
+    elements = [Element(i, item, jobs) for i, (item, jobs) in enumerate(ordered)]
+    upstream_names = [s.name for s in sorted(upstream, key=order.__getitem__)]
+    downstream_names = [s.name for s in sorted(downstream, key=order.__getitem__)]
     return GridPlan(
         upstream=[name for name in upstream_names if name in stale],
         elements=elements,
