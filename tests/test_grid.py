@@ -226,7 +226,7 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
 
 
 def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm, tmp_path):
-    epochs = 10
+    epochs = 5
     root = make_project(tmp_path / "p", ["tscnn"], [0], epochs=epochs)
     out = _grid(root)
     array = re.search(r"submitted array job (\d+)", out).group(1)
