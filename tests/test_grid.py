@@ -226,21 +226,37 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
 
 
 def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm, tmp_path):
-    epochs = 5
+    """Preempted twice: `scontrol requeue` (SLURM's SIGTERM, SLURM requeues), then the time-limit
+    warning (`--signal=B:USR1`, here sent with `scancel -b -s USR1`: the element requeues itself).
+    Each time training checkpoints last.pt and the next attempt continues with --resume."""
+    epochs = 6
     root = make_project(tmp_path / "p", ["tscnn"], [0], epochs=epochs)
     out = _grid(root)
     array = re.search(r"submitted array job (\d+)", out).group(1)
     finish_job = re.search(r"submitted finishing job (\d+)", out).group(1)
     run_dir = root / "runs" / "xsub" / "tscnn" / "seed0"
+    log_path = _newest_grid(root) / "logs" / f"{array}_0.out"
+    busy = _grid(root, check=False)  # a second grid now would submit the same stages again
+    assert "grid still queued or running" in busy and "submitted" not in busy
 
     def epochs_done() -> int:
         path = run_dir / "metrics.jsonl"
         return len(path.read_text().splitlines()) if path.is_file() else 0
 
+    def resumed_after() -> int | None:
+        found = re.findall(r"after epoch (\d+)", log_path.read_text()) if log_path.is_file() else []
+        return int(found[-1]) if found else None
+
     _wait_for(lambda: (run_dir / "last.pt").is_file() and epochs_done() >= 1, 300, "epoch 1")
     assert epochs_done() < epochs, "training finished before it could be preempted"
     subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True)
-    _wait_for(lambda: _our_jobs() == "", 600, "the grid to finish")
+    _wait_for(lambda: resumed_after() is not None, 300, "the requeued element to resume")
+    first_resume = resumed_after()
+    _wait_for(lambda: epochs_done() > first_resume, 300, "an epoch after resuming")
+    assert epochs_done() < epochs, "training finished before the time-limit signal"
+    subprocess.run(["scancel", "-b", "-s", "USR1", f"{array}_0"], check=True)
+    _wait_for(lambda: not _our_jobs() and (log_path.parent.parent / "summary.json").is_file(),
+              600, f"the grid (finishing job {finish_job}) to end")  # fmt: skip
 
     grid_dir = _newest_grid(root)
     summary = json.loads((grid_dir / "summary.json").read_text())
@@ -249,10 +265,11 @@ def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm
         json.loads(line) for line in (grid_dir / "status" / "0.jsonl").read_text().splitlines()
     ]
     assert [(s["stage"], s["rc"], s["restarts"]) for s in status] == [
-        ("train@tscnn-xsub-0", 0, 1), ("evaluate@tscnn-xsub-0", 0, 1)
+        ("train@tscnn-xsub-0", 0, 2), ("evaluate@tscnn-xsub-0", 0, 2)
     ]  # fmt: skip
-    log = (grid_dir / "logs" / f"{array}_0.out").read_text()
-    assert "(attempt 1)" in log and "(attempt 2)" in log and "--resume" in log
+    log = log_path.read_text()
+    assert "(attempt 1)" in log and "(attempt 2)" in log and "(attempt 3)" in log
+    assert log.count("--resume") == 2
     assert "Data and pipelines are up to date." in _dvc(root, "status")
 
     # The same command, uninterrupted, in another folder: same history, same final metrics.
@@ -261,8 +278,10 @@ def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm
     _run(cmd.replace(str(run_dir.relative_to(root)), str(reference)).split(), root)
     resumed = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     straight = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
-    keys = ("epoch", "loss", "val_top1", "val_top5")
-    assert [{k: r.get(k) for k in keys} for r in resumed] == [
-        {k: r.get(k) for k in keys} for r in straight
-    ]
-    assert finish_job
+    keys = ("epoch", "loss", "val_loss", "val_top1", "val_top5")
+    assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in straight]
+    assert len(resumed) == epochs
+    final = json.loads((run_dir / "summary.json").read_text())
+    reference_final = json.loads((reference / "summary.json").read_text())
+    for key in ("best_epoch", "best_top1", "final_loss", "final_top1", "last_epoch"):
+        assert final[key] == reference_final[key], key

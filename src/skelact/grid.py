@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -430,6 +431,8 @@ def run_grid(settings: GridSettings) -> GridResult:
     _check(settings)
     root = settings.root.resolve()
     settings = GridSettings(**{**asdict(settings), "root": root, "stages": tuple(settings.stages)})
+    if not settings.dry_run:
+        _refuse_if_running(root)
     lines = [f"previous grid: {line}" for line in _previous_failures(root)]
     plan = plan_grid(root, settings.stages)
     if plan.upstream and not settings.dry_run:
@@ -546,6 +549,22 @@ def grid_status(root: Path) -> list[str]:
     jobs = ", ".join(f"{k} {plan[k]}" for k in ("array_job", "finish_job") if plan.get(k))
     head = f"grid {grid_dir.name} ({plan['launcher']}{'; ' + jobs if jobs else ''})"
     return [head, *format_summary(read_summary(grid_dir))]
+
+
+def _refuse_if_running(root: Path) -> None:
+    """A second grid while one is queued would submit the same stale stages twice."""
+    grid_dir = latest_grid(root)
+    if grid_dir is None or read_summary(grid_dir) is not None:
+        return
+    job = json.loads((grid_dir / "plan.json").read_text()).get("finish_job")
+    if not job or not shutil.which("squeue"):
+        return
+    proc = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True)
+    if proc.returncode == 0 and proc.stdout.strip():
+        raise GridError(
+            f"{grid_dir}: grid still queued or running (finishing job {job}); "
+            f"wait for it or scancel it first"
+        )
 
 
 def _previous_failures(root: Path) -> list[str]:
