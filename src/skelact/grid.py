@@ -373,12 +373,14 @@ def _sbatch(args: list[str], root: Path) -> str:
     return proc.stdout.strip().split(";")[0]
 
 
-def _wait_slurm(job_id: str, poll_s: float = 1.0) -> None:
-    while True:
+def _wait_slurm(job_id: str, grid_dir: Path, poll_s: float = 1.0) -> None:
+    """Until the finishing job has written the summary or left the queue (or been purged)."""
+    while not (grid_dir / "summary.json").is_file():
         proc = subprocess.run(
             ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
         )
-        if proc.returncode == 0 and not proc.stdout.strip():
+        gone = proc.returncode == 0 and not proc.stdout.strip()
+        if gone or "Invalid job id" in proc.stderr:
             return
         time.sleep(poll_s)
 
@@ -499,7 +501,7 @@ def run_grid(settings: GridSettings) -> GridResult:
         f"{', '.join(plan.downstream) or 'no downstream stages'}); logs in {grid_dir / 'logs'}"
     )
     if settings.wait:
-        _wait_slurm(record["finish_job"])
+        _wait_slurm(record["finish_job"], grid_dir)
         result.summary = read_summary(grid_dir)
         lines += format_summary(result.summary)
     return result
