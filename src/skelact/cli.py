@@ -442,6 +442,37 @@ def report_cmd(
     typer.echo(f"wrote {result.markdown}, {result.json}, {result.chart}")
 
 
+@app.command("grid")
+def grid_cmd(
+    launcher: Literal["slurm", "local"] = typer.Option("slurm", help="slurm (sbatch) | local."),
+    stages: str = typer.Option("train,evaluate", help="Matrix stages per element."),
+    partition: str | None = typer.Option(None, help="SLURM partition."),
+    gpus_per_task: int = typer.Option(0, help="GPUs per element (--gres=gpu:N)."),
+    cpus_per_task: int | None = typer.Option(None, help="CPUs per element."),
+    time_limit: str | None = typer.Option(None, "--time", help="Per element, HH:MM:SS."),
+    max_parallel: int | None = typer.Option(None, help="Elements at once (the array's %N)."),
+    dry_run: bool = typer.Option(False, help="Print the sbatch scripts only."),
+    wait: bool = typer.Option(False, help="Return when the grid has finished."),
+    status: bool = typer.Option(False, help="Show the newest grid's summary."),
+    root: Path = typer.Option(Path("."), help="The DVC project."),
+) -> None:
+    """Run the stale train/evaluate stages of the grid as a SLURM job array, then the report."""
+    from skelact import grid
+
+    if status:
+        typer.echo("\n".join(grid.grid_status(root)))
+        return
+    result = grid.run_grid(grid.GridSettings(
+        root=root, launcher=launcher, partition=partition,
+        stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
+        gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, time=time_limit,
+        max_parallel=max_parallel, dry_run=dry_run, wait=wait,
+    ))  # fmt: skip
+    typer.echo("\n".join(result.lines))
+    if result.summary and result.summary["failed"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
