@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from skelact.engine.recipes import (
-    TrainConfig,
-    apply_overrides,
-    build_optimizer,
-    effective_lr,
-    param_groups,
-    recipe_for,
-    resolve_config,
-)
-from skelact.models import build_model
+from skelact.engine.optim import effective_lr
+from skelact.engine.recipes import TrainConfig, apply_overrides, recipe_for, resolve_config
 
 # (clip_len, val ratio, rotate, optimizer, lr, wd, epochs, steps, val every) from TRAINING.md
 TABLE = {
@@ -50,26 +41,6 @@ def test_overrides_resolution_and_lr_scaling():
         resolve_config(TrainConfig(model="hcn", optimizer="rmsprop"))
     with pytest.raises(ValueError, match="unknown model"):
         resolve_config(TrainConfig(model="resnet"))
-
-
-@pytest.mark.parametrize(("name", "key"), [("tscnn", "backbone.fc5"), ("hcn", "backbone.fc7")])
-def test_weight_decay_multiplier_hits_exactly_the_named_layer(name, key):
-    model = build_model(name, num_classes=4)
-    cfg = resolve_config(TrainConfig(model=name))
-    opt = build_optimizer(model, cfg, 1e-3)
-    by_id = {id(p): n for n, p in model.named_parameters()}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            expect = 1e-3 if key in by_id[id(p)] else 1e-4
-            assert group["weight_decay"] == pytest.approx(expect), by_id[id(p)]
-    boosted = [by_id[id(p)] for g in opt.param_groups if g["decay_mult"] == 10 for p in g["params"]]
-    assert boosted and all(key in n for n in boosted)
-    assert isinstance(opt, torch.optim.Adam)  # classic L2 decay, not AdamW
-
-
-def test_unmatched_decay_key_is_an_error():
-    with pytest.raises(ValueError, match="match no parameter"):
-        param_groups(build_model("hcnb", num_classes=4), 1e-4, {"backbone.fc5": 10.0})
 
 
 def test_recipe_table_writes_shared_values_once():

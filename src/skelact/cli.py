@@ -22,21 +22,9 @@ from typer.core import TyperGroup
 from skelact import __version__
 from skelact.errors import InterruptedRun, SkelactError
 
-# Error classes defined before skelact.errors existed; each becomes a SkelactError subclass in
-# its own module. Looked up only when an exception is already flying (no import cost).
-_LEGACY_ERRORS = {
-    "skelact.data.preprocess": "PreprocessError",
-    "skelact.data.skeleton_file": "SkeletonFormatError",
-    "skelact.data.dataset": "DatasetError",
-    "skelact.models.checkpoint": "CheckpointError",
-    "skelact.tracking": "TrackingError",
-    "skelact.report": "ReportError",
-}
-
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    legacy = (getattr(sys.modules.get(mod), name, None) for mod, name in _LEGACY_ERRORS.items())
-    return (SkelactError, OSError, MemoryError, *(t for t in legacy if isinstance(t, type)))
+    return (SkelactError, OSError, MemoryError)
 
 
 def describe(exc: BaseException) -> str:
@@ -160,6 +148,7 @@ def preprocess_cmd(
     workers: int | None = typer.Option(None, help="Worker processes (0: all cores)."),
     on_error: str | None = typer.Option(None, help="fail: stop at a bad file; skip: report it."),
     missing_list: Path | None = typer.Option(None, help="Extra sample names to skip."),
+    recursive: bool = typer.Option(False, help="Also read .skeleton files in subfolders."),
     no_default_missing_list: bool = typer.Option(
         False,
         "--no-default-missing-list",
@@ -177,11 +166,14 @@ def preprocess_cmd(
                                  on_error=on_error)  # fmt: skip
     result = preprocess(PreprocessSettings(
         **options, benchmarks=tuple(benchmark) if benchmark else None, missing_list=missing_list,
-        default_missing_list=not no_default_missing_list,
+        default_missing_list=not no_default_missing_list, recursive=recursive,
         progress=not quiet and sys.stderr.isatty(),
     ))  # fmt: skip
     if not quiet:
         typer.echo(main_summary(result))
+    elif result.ignored_in_subfolders:
+        typer.secho(f"warning: {result.ignored_in_subfolders} .skeleton files in subfolders of "
+                    f"{options['raw_dir']} were ignored; use --recursive", err=True)  # fmt: skip
     if result.skipped_bad:
         typer.secho(
             f"{len(result.skipped_bad)} bad files were skipped; reasons in {result.report_path}",
@@ -220,6 +212,7 @@ def validate_cmd(
             f"joints     {report.joints}",
             f"channels   {report.channels}",
             f"NaN        {report.nan_count} value(s) in {report.samples_with_nan} sample(s)",
+            f"inf        {report.inf_count} value(s) in {report.samples_with_inf} sample(s)",
             f"label gaps {gap_text}",
         ]))  # fmt: skip
     if report.problems:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from skelact.config import TrainConfig
+    pass
 
 # Global batch of the reference runs (2 GPUs x 32): the batch size the recipe LRs belong to.
 REFERENCE_BATCH_SIZE = 64
@@ -73,62 +73,3 @@ def recipe_for(model: str) -> dict[str, Any]:
     }
     recipe["clip_len"] = default_clip_len(model)
     return recipe
-
-
-def effective_lr(config: TrainConfig) -> float:
-    """The learning rate the optimizer actually uses (linear scaling to the global batch)."""
-    lr = float(config.lr if config.lr is not None else recipe_for(config.model)["lr"])
-    if config.scale_lr and config.batch_size != config.base_batch_size:
-        lr *= config.batch_size / config.base_batch_size
-    return lr
-
-
-def param_groups(model: Any, weight_decay: float, decay_mult: dict[str, float]) -> list[dict]:
-    """Optimizer parameter groups with the recipe's per-layer weight-decay multipliers.
-
-    Like the reference (mmcv ``paramwise_cfg.custom_keys``), a parameter whose name contains a
-    key gets ``weight_decay * mult`` (weights and biases alike). A key that matches no parameter
-    is an error: a silently ignored multiplier would quietly change the recipe.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups: dict[float, list] = {}
-    used = set()
-    for name, param in named:
-        mult = 1.0
-        for key, value in decay_mult.items():
-            if key in name:
-                mult = float(value)
-                used.add(key)
-                break
-        groups.setdefault(mult, []).append(param)
-    missing = sorted(set(decay_mult) - used)
-    if missing:
-        raise ValueError(
-            f"weight-decay multiplier key(s) {missing} match no parameter of the model "
-            f"(names look like {[n for n, _ in named[:3]]})"
-        )
-    return [
-        {"params": ps, "weight_decay": weight_decay * m, "decay_mult": m}
-        for m, ps in sorted(groups.items())
-    ]
-
-
-def build_optimizer(model: Any, config: TrainConfig, lr: float):
-    """Adam or SGD with classic L2 weight decay (not AdamW), as in the reference."""
-    import torch
-
-    groups = param_groups(model, float(config.weight_decay), dict(config.decay_mult or {}))
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    return torch.optim.SGD(
-        groups, lr=lr, momentum=float(config.momentum), nesterov=bool(config.nesterov)
-    )
-
-
-def build_scheduler(optimizer: Any, config: TrainConfig):
-    """Step schedule stepped once per epoch: lr x gamma after each epoch in ``lr_steps``."""
-    import torch
-
-    return torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(config.lr_steps), gamma=float(config.lr_gamma)
-    )

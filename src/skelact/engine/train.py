@@ -205,6 +205,7 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
     from skelact.models import build_model
+    from skelact.models.tuning import tune_memory_format
 
     t_start = time.perf_counter()
     if device.type != "cuda" and cfg.amp != "none":
@@ -219,8 +220,9 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
 
     # data: whole sets in memory as ragged arrays (uploaded once when on a GPU); labels are read
     # from the host copies, before the frames are uploaded
-    train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split)
-    val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split)
+    # labels outside [0, num_classes) are refused here, naming the sample
+    train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split, num_classes=cfg.num_classes)
+    val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split, num_classes=cfg.num_classes)
     num_classes = class_count(cfg, train_set, val_set, log)
     train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64, device=device)
     val_labels = np.asarray(val_set.labels)
@@ -234,6 +236,11 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
         num_persons=train_set.num_persons, num_joints=train_set.num_joints,
         in_channels=train_set.num_channels, **cfg.model_options,
     ).to(device)  # fmt: skip
+    if env.world_size == 1:  # DDP needs the same weight strides on every rank: no per-rank choice
+        batch = (cfg.batch_size, train_set.num_channels, cfg.clip_len, train_set.num_joints,
+                 train_set.num_persons)  # fmt: skip
+        layout = tune_memory_format(model, batch, deterministic=cfg.deterministic)
+        log(f"weight layout: {layout}")
     lr = effective_lr(cfg)
     optimizer = build_optimizer(model, cfg, lr)
     run = Run(
@@ -283,29 +290,19 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
 
 
 def class_count(cfg: TrainConfig, train_set: Any, val_set: Any, log: RunLog) -> int:
-    """``cfg.num_classes`` (the data's definition); every label must lie in [0, num_classes).
+    """``cfg.num_classes`` (the data's definition; the sets have checked every label against it).
 
     Without it the count falls back to the largest label + 1, and the log says so: a class
     count guessed from labels silently grows with a stray label (999 -> a 1000-class model).
     """
-    num_classes = cfg.num_classes
-    if num_classes is None:
-        num_classes = max(train_set.num_classes, val_set.num_classes)
-        log(
-            f"num_classes is not set: using {num_classes} (largest label + 1 in the data); set "
-            f"num_classes to the dataset's class count to have the labels checked",
-            always=True,
-        )
-    for data in (train_set, val_set):
-        labels = np.asarray(data.labels)
-        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-        if bad.size:
-            first = int(bad[0])
-            raise TrainingError(
-                f"{data.source}: sample {data.names[first]} has label {int(labels[first])}, "
-                f"outside 0..{num_classes - 1} (num_classes {num_classes}; {bad.size} such "
-                f"sample(s))"
-            )
+    if cfg.num_classes is not None:
+        return int(cfg.num_classes)
+    num_classes = max(train_set.num_classes, val_set.num_classes)
+    log(
+        f"num_classes is not set: using {num_classes} (largest label + 1 in the data); set "
+        f"num_classes to the dataset's class count to have the labels checked",
+        always=True,
+    )
     return int(num_classes)
 
 
