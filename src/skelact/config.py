@@ -51,6 +51,7 @@ __all__ = [
     "SOURCES",
     "MODEL_NAMES",
     "RUNS_DIR",
+    "item_dir",
     "EVAL_DIR",
     "load_params",
     "parse_params",
@@ -693,6 +694,12 @@ RUNS_DIR = "runs"  # training outputs: runs/<benchmark>/<model>/seed<N>/
 EVAL_DIR = "eval"  # evaluation outputs: eval/<benchmark>/<model>/seed<N>/
 
 
+def item_dir(root: str | os.PathLike[str], benchmark: str, model: str, seed: int) -> Path:
+    """``<root>/<benchmark>/<model>/seed<N>``: the folder of one matrix item under ``runs`` or
+    ``eval`` (dvc.yaml spells the same layout; the report reads it back through here)."""
+    return Path(root) / benchmark / model / f"seed{seed}"
+
+
 def stage_dir(
     kind: Literal["runs", "eval"],
     benchmark: str,
@@ -700,6 +707,5 @@ def stage_dir(
     seed: int,
     root: str | os.PathLike[str] = ".",
 ) -> Path:
-    """``<root>/<kind>/<benchmark>/<model>/seed<N>``: where train (runs) or evaluate (eval) of
-    one matrix item writes; dvc.yaml spells the same layout."""
-    return Path(root) / kind / benchmark / model / f"seed{seed}"
+    """Where train (``runs``) or evaluate (``eval``) of one matrix item writes."""
+    return item_dir(Path(root) / kind, benchmark, model, seed)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from skelact.atomic import atomic_write_bytes, atomic_write_text
+from skelact.config import item_dir
 from skelact.errors import SkelactError
 
 __all__ = [
@@ -134,6 +135,7 @@ class RunResult:
     num_samples: int
     num_classes: int | None
     train_seconds: float | None = None
+    onnx_parity: float | None = None  # relative error of the exported model.onnx, if exported
     path: str = ""
 
 
@@ -180,10 +182,14 @@ def _read_run(
         raise ReportError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(metrics, Mapping):
         raise ReportError(f"{path}: expected a JSON object")
-    train_seconds = None
-    summary = (
-        (runs_root / benchmark / model / f"seed{seed}" / "summary.json") if runs_root else None
-    )
+    train_seconds = onnx_parity = None
+    run_dir = item_dir(runs_root, benchmark, model, seed) if runs_root else None
+    summary = run_dir / "summary.json" if run_dir else None
+    if run_dir is not None:
+        from skelact.deploy.metadata import read_export_metrics  # the report stage only
+
+        exported = read_export_metrics(run_dir / "export.json")
+        onnx_parity = float(exported["parity_rel_error"]) if exported else None
     if summary is not None and summary.is_file():
         try:
             value = json.loads(summary.read_text(encoding="utf-8")).get("seconds")
@@ -202,6 +208,7 @@ def _read_run(
         num_samples=int(metrics.get("num_samples", 0)),
         num_classes=int(metrics["num_classes"]) if metrics.get("num_classes") else None,
         train_seconds=train_seconds,
+        onnx_parity=onnx_parity,
         path=str(path),
     )
 
@@ -225,7 +232,7 @@ def collect_runs(
     runs_dir = Path(runs_root) if runs_root is not None else root.resolve().parent / "runs"
     if models is not None and benchmarks is not None and seeds is not None:
         return [
-            _read_run(root / b / m / f"seed{s}" / "metrics.json", m, b, int(s), runs_dir)
+            _read_run(item_dir(root, b, m, s) / "metrics.json", m, b, int(s), runs_dir)
             for b in benchmarks
             for m in models
             for s in seeds
@@ -311,6 +318,8 @@ def build_report(
                 "params": cx.get("params"),
                 "gflops": cx.get("gflops"),
                 "train_seconds": [r.train_seconds for r in group],
+                "onnx_parity_max": max(parity) if (parity := [
+                    r.onnx_parity for r in group if r.onnx_parity is not None]) else None,
                 "published": published_entry(model, benchmark),
             }
         )
@@ -358,8 +367,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"## {benchmark}",
             "",
             "| model | top-1 per seed | mean +- std | top-5 | params (M) | GFLOPs "
-            "| SkelAct (published) | paper |",
-            "|---|---|---|---|---|---|---|---|",
+            "| SkelAct (published) | paper | ONNX parity |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in (r for r in report["rows"] if r["benchmark"] == benchmark):
             per_seed = ", ".join(
@@ -375,10 +384,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 pub_text = f"{pub['seeds'][0]:.2f}"
                 paper = _fmt(pub["paper"], 1)
             params = "-" if row["params"] is None else f"{row['params'] / 1e6:.3f}"
+            parity = row.get("onnx_parity_max")
+            onnx = "-" if parity is None else f"{parity:.1e}"
             lines.append(
                 f"| {row['name']} | {per_seed} | {_fmt(row['top1_mean'])} +- "
                 f"{_fmt(row['top1_std'])} | {_fmt(row['top5_mean'])} | {params} | "
-                f"{_fmt(row['gflops'], 4)} | {pub_text} | {paper} |"
+                f"{_fmt(row['gflops'], 4)} | {pub_text} | {paper} | {onnx} |"
             )
         lines.append("")
     classes = {r["num_classes"] for r in report["rows"] if r["num_classes"]}
@@ -388,6 +399,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"trained head ({', '.join(str(c) for c in sorted(classes)) or '?'} classes; the "
         f"published table uses 60).",
         f"- Published: {report['published_source']}.",
+        "- ONNX parity: the largest relative error of the exported `model.onnx` (ONNX Runtime) "
+        "against PyTorch over the seeds; an export above 1e-4 is refused, so '-' means not "
+        "exported.",
         "- Chart: `accuracy_vs_gflops.png`; numbers for programs: `results.json`.",
         "",
     ]

@@ -57,6 +57,11 @@ class ExportResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def metrics(self) -> dict:
+        """The numbers only: the pipeline's ``export.json`` is a DVC metrics file, and names or
+        paths there would become string columns of ``dvc exp show``."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, (int, float))}
+
 
 def check_input(shape: tuple[int, ...]) -> np.ndarray:
     """The fixed check input: seeded standard normal, the scale of pre-normalised joints."""
@@ -150,7 +155,7 @@ def export_onnx(
         seconds=round(time.perf_counter() - started, 3),
     )  # fmt: skip
     if metrics is not None:
-        atomic_write_text(metrics, json.dumps(result.to_dict(), indent=2) + "\n")
+        atomic_write_text(metrics, json.dumps(result.metrics(), indent=2) + "\n")
     return result
 
 
