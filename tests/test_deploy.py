@@ -101,7 +101,7 @@ def test_export_cli_writes_metrics_and_reports_errors(reference_dir: Path, tmp_p
     )
     assert no_name.exit_code == 1 and "--model" in no_name.output
     bad_format = runner.invoke(app, args[:4] + ["tflite"] + args[5:9])
-    assert bad_format.exit_code == 1 and "unknown export format 'tflite'" in bad_format.output
+    assert bad_format.exit_code == 2 and "'tflite' is not one of" in bad_format.output
     assert not (tmp_path / "x").exists()
 
 
