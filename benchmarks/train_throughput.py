@@ -179,7 +179,7 @@ def concurrent(model: str, options: dict[str, Any], n: int, args: argparse.Names
 def table_hours(best: dict[str, float], seeds: int, speedup: float = 1.0) -> float | None:
     """The SkelAct table on one GPU: every (model, benchmark) of the published table x seeds."""
     total = 0.0
-    for (model, benchmark) in PUBLISHED:
+    for model, benchmark in PUBLISHED:
         if model not in best:
             return None
         total += RECIPES[model]["epochs"] * NTU60_TRAIN[benchmark] / best[model] * seeds
@@ -213,11 +213,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     cuda = args.device.startswith("cuda")
     name = device_name(args.device)
-    print(f"device: {name}\nsynthetic NTU-60-like set: {args.samples} training samples, "
-          f"batch {args.batch_size}, {args.warmup} warm-up + {args.epochs} measured epoch(s)")
+    print(
+        f"device: {name}\nsynthetic NTU-60-like set: {args.samples} training samples, "
+        f"batch {args.batch_size}, {args.warmup} warm-up + {args.epochs} measured epoch(s)"
+    )
     if args.samples < NTU60_TRAIN["xsub"]:
-        print(f"(smaller than NTU-60 xsub's {NTU60_TRAIN['xsub']}: epoch times and projections "
-              f"are scaled to the full set by samples/s)")
+        print(
+            f"(smaller than NTU-60 xsub's {NTU60_TRAIN['xsub']}: epoch times and projections "
+            f"are scaled to the full set by samples/s)"
+        )
     sets = (synthetic_set(args.samples), synthetic_set(args.val_samples, seed=1))
     rows: list[dict[str, Any]] = []
     print("| model | setting | samples/s | NTU epoch (s) | paper recipe | data path | device |")
@@ -232,9 +236,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows.append({"model": model, "setting": setting, "device": name, **r,
                          "ntu_epoch_seconds": full_epoch,
                          "recipe_hours": r["recipe_epochs"] * full_epoch / 3600})  # fmt: skip
-            print(f"| {model} | {setting} | {r['samples_per_s']:,.0f} | {full_epoch:,.1f} | "
-                  f"{r['recipe_epochs']} ep: {rows[-1]['recipe_hours']:.2f} h | "
-                  f"{100 * r['data_share']:.1f}% | {name} |", flush=True)
+            print(
+                f"| {model} | {setting} | {r['samples_per_s']:,.0f} | {full_epoch:,.1f} | "
+                f"{r['recipe_epochs']} ep: {rows[-1]['recipe_hours']:.2f} h | "
+                f"{100 * r['data_share']:.1f}% | {name} |",
+                flush=True,
+            )
     best = {}
     for row in rows:
         if row["samples_per_s"] > best.get(row["model"], {}).get("samples_per_s", 0):
@@ -250,10 +257,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for n in CONCURRENCY:
                 agg = concurrent(model, SETTINGS[row["setting"]], n, args)
                 one = one or agg
-                report["concurrent"].append({"model": model, "setting": row["setting"], "n": n,
-                                             "aggregate_samples_per_s": agg, "device": name})
-                print(f"{model} ({row['setting']}) x{n} concurrent: {agg:,.0f} samples/s "
-                      f"aggregate ({agg / one:.2f}x of one run) on {name}", flush=True)
+                report["concurrent"].append(
+                    {
+                        "model": model,
+                        "setting": row["setting"],
+                        "n": n,
+                        "aggregate_samples_per_s": agg,
+                        "device": name,
+                    }
+                )
+                print(
+                    f"{model} ({row['setting']}) x{n} concurrent: {agg:,.0f} samples/s "
+                    f"aggregate ({agg / one:.2f}x of one run) on {name}",
+                    flush=True,
+                )
         speedup = concurrency_gain(report["concurrent"])
     else:
         print(f"concurrent runs (N = {', '.join(map(str, CONCURRENCY))}): {NO_CUDA}")
@@ -262,8 +279,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"whole SkelAct table ({cells}): needs all five models measured (--models)")
     else:
         settings = ", ".join(f"{m} {r['setting']}" for m, r in best.items())
-        print(f"whole SkelAct table ({cells}), best setting ({settings}), one run at a time: "
-              f"{hours:.1f} h on {name}")
+        print(
+            f"whole SkelAct table ({cells}), best setting ({settings}), one run at a time: "
+            f"{hours:.1f} h on {name}"
+        )
         if cuda:
             print(f"  with concurrent runs ({speedup:.2f}x): {hours / speedup:.1f} h on {name}")
         report["table_hours"] = hours

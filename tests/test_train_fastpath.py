@@ -176,8 +176,14 @@ def test_fused_update_on_cuda():
 @needs_cuda
 @pytest.mark.parametrize(
     "options",
-    [{}, {"tf32": True}, {"amp": "bf16"}, {"compile": True}, {"cuda_graphs": True},
-     {"cuda_graphs": True, "drop_last": True}],  # fmt: skip
+    [
+        {},
+        {"tf32": True},
+        {"amp": "bf16"},
+        {"compile": True},
+        {"cuda_graphs": True},
+        {"cuda_graphs": True, "drop_last": True},
+    ],
     ids=["eager", "tf32", "bf16", "compile", "cuda_graphs", "cuda_graphs_drop_last"],
 )
 def test_cuda_paths_train(data, tmp_path, options):
