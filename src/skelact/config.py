@@ -226,6 +226,10 @@ class TrainConfig(Settings):
     threads: PositiveInt | None = None  # torch threads; None = torch default (1 if deterministic)
     amp: Literal["none", "bf16", "fp16"] = "none"  # CUDA only
     compile: bool = False  # torch.compile (CUDA only)
+    # CUDA graphs of forward and backward (torch.compile mode="reduce-overhead"); CUDA only
+    cuda_graphs: bool = False
+    tf32: bool = False  # TF32 matmuls and convolutions (changes numerics); CUDA only
+    drop_last: bool = False  # skip each epoch's last partial training batch (one static shape)
     resume: bool = False
     checkpoint_interval: PositiveInt = 1  # write last.pt every k epochs (and at the last one)
     stop_after_epoch: PositiveInt | None = None  # end early after this epoch (tests, slicing)

@@ -17,6 +17,14 @@ computation is split in two:
 
 `draw_legacy` reproduces the reference's exact random stream (NumPy's legacy global generator,
 per sample: length, start, angles) for parity with seeded reference runs.
+
+A training epoch is prepared once (`ClipSampler.draw_batches` + `ClipSampler.plan`): the draws of
+all its batches are made before the first step and the index arithmetic's inputs (first frame
+row, crop length, rotation matrix per sample) are uploaded in one copy, so that a step on a GPU
+only slices a `Plan` and runs `ClipSampler.gather` on device-resident tensors -- no host work,
+no upload per step. The epoch's draws are made batch after batch from the same generator, so the
+random stream, and every result, equals drawing per batch: one vectorised draw for the whole
+epoch would reorder the stream (all lengths, then all starts) and change every seeded run.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Draws", "ClipSampler", "rotation_matrices", "interp_indices"]
+__all__ = ["Draws", "Plan", "ClipSampler", "rotation_matrices", "interp_indices"]
 
 
 @dataclass
@@ -46,6 +54,38 @@ class Draws:
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
+
+    @classmethod
+    def concat(cls, parts: list[Draws]) -> Draws:
+        """The draws of consecutive batches as one (rotations present in all parts or none)."""
+        angles = [d.angles for d in parts]
+        return cls(
+            starts=np.concatenate([d.starts for d in parts]),
+            lens=np.concatenate([d.lens for d in parts]),
+            angles=None if any(a is None for a in angles) else np.concatenate(angles),
+        )
+
+
+@dataclass
+class Plan:
+    """The device-side inputs of `ClipSampler.gather` for consecutive samples.
+
+    ``rows``: int64 ``(N,)`` global storage row of each crop's first frame; ``lens``: int64
+    ``(N,)`` crop lengths; ``rot``: float32 ``(N, 3, 3)`` rotation matrices or None. All on the
+    device that holds the data; slicing (``plan[a:b]``) is free, so an epoch's plan is built and
+    uploaded once and each step takes its batch's rows.
+    """
+
+    rows: torch.Tensor
+    lens: torch.Tensor
+    rot: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def __getitem__(self, part: slice) -> Plan:
+        rot = None if self.rot is None else self.rot[part]
+        return Plan(rows=self.rows[part], lens=self.lens[part], rot=rot)
 
 
 def rotation_matrices(angles: np.ndarray) -> np.ndarray:
@@ -167,6 +207,20 @@ class ClipSampler:
             angles = rng.uniform(-theta, theta, size=(n.shape[0], 3))
         return Draws(starts=starts.astype(np.int64), lens=lens.astype(np.int64), angles=angles)
 
+    def draw_batches(
+        self, lengths: list[np.ndarray], rng: np.random.Generator | None = None
+    ) -> Draws:
+        """`draw` for each batch in turn (frame counts per batch), concatenated.
+
+        The same generator calls in the same order as drawing at each step, so the result is
+        identical to it (``tests/test_train_fastpath.py`` checks); made before an epoch so that
+        its draws are uploaded in one copy.
+        """
+        if not lengths:
+            return Draws(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                         np.zeros((0, 3)) if self.rotate > 0 else None)  # fmt: skip
+        return Draws.concat([self.draw(n, rng) for n in lengths])
+
     def draw_legacy(
         self, lengths: np.ndarray, random_state: np.random.RandomState | None = None
     ) -> Draws:
@@ -214,8 +268,9 @@ class ClipSampler:
             cache[key] = bufs
         return bufs[0][:rows], bufs[1][:rows]
 
-    def apply(self, data: Any, indices: Any, draws: Draws) -> torch.Tensor:
-        """Crop, resize and rotate the samples ``indices`` of ``data`` -> N x C x T x V x M."""
+    def plan(self, data: Any, indices: Any, draws: Draws) -> Plan:
+        """Check ``draws`` against the samples ``indices`` of ``data`` and upload what
+        `gather` needs, in one copy per array, to the device that holds the data."""
         idx = _as_index_array(indices)
         if len(draws) != idx.shape[0]:
             raise ValueError(f"{len(draws)} draws for {idx.shape[0]} samples")
@@ -226,14 +281,28 @@ class ClipSampler:
             or np.any(draws.starts + draws.lens > n)
         ):
             raise ValueError("draws do not fit the samples' frame counts (crop out of range)")
-        storage = data.storage  # (sum T, V, M, C), see SkeletonSet
-        if isinstance(storage, np.ndarray):
-            storage = torch.from_numpy(storage)
+        work = _storage(data).device
+        rows = _upload(_offsets_numpy(data)[idx] + draws.starts, work)
+        lens = _upload(np.ascontiguousarray(draws.lens), work)
+        rot = None
+        if draws.angles is not None:
+            if data.num_channels != 3:
+                raise ValueError(
+                    f"rotation needs C = 3 (x, y, z); the data has C = {data.num_channels}"
+                )
+            rot = _upload(rotation_matrices(draws.angles).astype(np.float32), work)
+        return Plan(rows=rows, lens=lens, rot=rot)
+
+    def gather(self, data: Any, plan: Plan) -> torch.Tensor:
+        """Crop, resize and rotate the planned samples of ``data`` -> N x C x T x V x M.
+
+        Only tensor operations on the data's device: on a GPU-resident set a step neither waits
+        for the host nor copies to the device.
+        """
+        storage = _storage(data)  # (sum T, V, M, C), see SkeletonSet
         work = storage.device  # gather where the data lives, then move the (small) result
-        base = torch.from_numpy(_offsets_numpy(data)[idx] + draws.starts).to(work)
-        lens = torch.from_numpy(np.ascontiguousarray(draws.lens)).to(work)
-        i0, i1, lam = interp_indices(lens, self.clip_len)
-        base = base.unsqueeze(1)
+        i0, i1, lam = interp_indices(plan.lens, self.clip_len)
+        base = plan.rows.unsqueeze(1)
         batch, t_out = i0.shape
         _, v, m, c = storage.shape
         rows = batch * t_out
@@ -247,18 +316,19 @@ class ClipSampler:
         # per sample a (T V M) x C matrix; its transpose C x (T V M) is N x C x T x V x M
         points = f0.view(batch, t_out * v * m, c).transpose(1, 2)
         out = torch.empty((batch, c, t_out, v, m), dtype=torch.float32, device=work)
-        if draws.angles is None:
+        if plan.rot is None:
             out.view(batch, c, -1).copy_(points)
         else:
-            if c != 3:
-                raise ValueError(f"rotation needs C = 3 (x, y, z); the data has C = {c}")
-            rot = torch.from_numpy(rotation_matrices(draws.angles).astype(np.float32)).to(work)
             # transpose into the spare buffer first: a GEMM on contiguous rows is ~2x faster
             # than one that reads the transposed operand
             tmp = f1.view(batch, c, t_out * v * m)
             tmp.copy_(points)
-            torch.bmm(rot, tmp, out=out.view(batch, c, -1))  # every point p -> R p
+            torch.bmm(plan.rot, tmp, out=out.view(batch, c, -1))  # every point p -> R p
         return out.to(self.device, non_blocking=True)
+
+    def apply(self, data: Any, indices: Any, draws: Draws) -> torch.Tensor:
+        """Crop, resize and rotate the samples ``indices`` of ``data`` -> N x C x T x V x M."""
+        return self.gather(data, self.plan(data, indices, draws))
 
     def __call__(
         self, data: Any, indices: Any, rng: np.random.Generator | None = None
@@ -272,6 +342,22 @@ def _as_index_array(indices: Any) -> np.ndarray:
     if isinstance(indices, torch.Tensor):
         indices = indices.detach().cpu().numpy()
     return np.asarray(indices, dtype=np.int64).reshape(-1)
+
+
+def _storage(data: Any) -> torch.Tensor:
+    """The set's ``(sum T, V, M, C)`` storage as a tensor (a free view of a host array)."""
+    storage = data.storage
+    return torch.from_numpy(storage) if isinstance(storage, np.ndarray) else storage
+
+
+def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One host-to-device copy; from pinned memory and asynchronous on CUDA, so the host does
+    not wait for it (the pinned source stays alive until the copy has run: the caching host
+    allocator records the stream that used it)."""
+    host = torch.from_numpy(array)
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
 
 
 def _offsets_numpy(data: Any) -> np.ndarray:

@@ -58,13 +58,51 @@ def param_groups(
 
 
 def build_optimizer(model: torch.nn.Module, config: Any, lr: float) -> torch.optim.Optimizer:
-    """Adam or SGD with classic L2 weight decay (not AdamW), as in the reference."""
+    """Adam or SGD with classic L2 weight decay (not AdamW), as in the reference.
+
+    The update runs in the fastest implementation that keeps the results: see `implementation`.
+    """
     groups = param_groups(model, float(config.weight_decay), dict(config.decay_mult or {}))
+    impl = implementation(model)
     if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.Adam(groups, lr=lr, **impl)
     return torch.optim.SGD(
-        groups, lr=lr, momentum=float(config.momentum), nesterov=bool(config.nesterov)
+        groups, lr=lr, momentum=float(config.momentum), nesterov=bool(config.nesterov), **impl
     )
+
+
+def implementation(model: torch.nn.Module) -> dict[str, bool]:
+    """``fused`` on CUDA (one kernel for the whole update instead of several per parameter:
+    the small models are launch-bound there), ``foreach`` on the CPU.
+
+    On the CPU the foreach update is bit-identical to the per-parameter loop (checked in
+    ``tests/test_train_fastpath.py``), while the fused CPU Adam rounds differently, so it is not
+    used: ``--deterministic`` CPU runs keep their results. Parameters on several devices (not a
+    case the training loop creates) keep torch's default.
+    """
+    kinds = {p.device.type for p in model.parameters()}
+    if kinds == {"cuda"}:
+        return {"fused": True}
+    if kinds == {"cpu"}:
+        return {"foreach": True}
+    return {}
+
+
+def use_implementation(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> None:
+    """Re-select the update's implementation after ``load_state_dict``.
+
+    A checkpoint's param groups carry the flags of the device that wrote it (``fused`` from a
+    GPU run); resuming elsewhere must use this device's implementation, not that one.
+    """
+    impl = {"fused": None, "foreach": None, **implementation(model)}
+    for group in optimizer.param_groups:
+        group.update(impl)
+        if not impl["fused"]:
+            continue
+        for param in group["params"]:  # the fused kernels keep the step count on the device
+            state = optimizer.state.get(param, {})
+            if torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(param.device, torch.float32)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Any) -> Any:

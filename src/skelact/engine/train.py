@@ -7,6 +7,12 @@ carried over from earlier epochs, so resuming from ``last.pt`` replays exactly t
 uninterrupted run would have run. ``deterministic=True`` additionally pins torch to deterministic
 kernels and a fixed thread count so that two runs with the same seed are bit-identical on CPU.
 
+Speed without changing results: each epoch's augmentation draws and batch plan are made and
+uploaded once before its first step, batches are gathered from the device-resident set, the
+optimizer update is fused on CUDA, and device values (the loss for the progress bar, the
+non-finite flags) are read every few steps only, so a GPU step never waits for the host. TF32,
+bf16 (``amp``), ``compile``, ``cuda_graphs`` and ``drop_last`` are options, off by default.
+
 Trust: one writer per output folder (a lock), the first non-finite loss stops the run naming
 epoch and step, no checkpoint with non-finite weights is ever written, and SIGINT/SIGTERM stop
 the run at a step boundary with ``last.pt`` left at the last complete epoch (``--resume``).
@@ -42,7 +48,12 @@ from skelact.engine.checkpointing import (
 from skelact.engine.determinism import derived_seed, restore_execution_mode, set_execution_mode
 from skelact.engine.evaluate import autocast_context, infer
 from skelact.engine.metrics import topk_correct
-from skelact.engine.optim import build_optimizer, build_scheduler, effective_lr
+from skelact.engine.optim import (
+    build_optimizer,
+    build_scheduler,
+    effective_lr,
+    use_implementation,
+)
 from skelact.engine.progress import EpochProgress, RunLog
 from skelact.engine.recipes import TrainConfig, resolve_config
 from skelact.engine.safety import (
@@ -161,7 +172,11 @@ def train(config: TrainConfig) -> TrainResult:
     prev = set_execution_mode(cfg, device)
     try:
         announce = _announce_stop if env.is_main else None
-        with _output_folder(Path(cfg.out_dir), env), stop_on_signals(announce) as stop:
+        with (
+            fp32_precision(cfg, device),
+            _output_folder(Path(cfg.out_dir), env),
+            stop_on_signals(announce) as stop,
+        ):
             return _train(cfg, env, device, stop)
     finally:
         restore_execution_mode(prev)
@@ -200,8 +215,14 @@ def _train(cfg: TrainConfig, env: D.DistEnv, device: torch.device, stop: StopReq
 # ----------------------------------------------------------------------------- setup
 
 
-def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
-    """Data, model, optimizer and schedule; then the checkpoint's state when resuming."""
+def setup(
+    cfg: TrainConfig, env: D.DistEnv, device: torch.device, sets: tuple[Any, Any] | None = None
+) -> Run:
+    """Data, model, optimizer and schedule; then the checkpoint's state when resuming.
+
+    ``sets``: (train, val) host `SkeletonSet`s to use instead of reading ``cfg.train_path`` /
+    ``cfg.val_path`` (the throughput benchmark's in-memory data).
+    """
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
     from skelact.models import build_model
@@ -210,6 +231,9 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
     t_start = time.perf_counter()
     if device.type != "cuda" and cfg.amp != "none":
         raise TrainingError(f"--amp {cfg.amp} needs a CUDA device (this run uses {device})")
+    for flag in ("cuda_graphs", "tf32"):
+        if device.type != "cuda" and getattr(cfg, flag):
+            raise TrainingError(f"{flag} needs a CUDA device (this run uses {device})")
     if cfg.batch_size % env.world_size:
         raise TrainingError(
             f"global batch size {cfg.batch_size} is not divisible by the world size "
@@ -221,8 +245,12 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
     # data: whole sets in memory as ragged arrays (uploaded once when on a GPU); labels are read
     # from the host copies, before the frames are uploaded
     # labels outside [0, num_classes) are refused here, naming the sample
-    train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split, num_classes=cfg.num_classes)
-    val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split, num_classes=cfg.num_classes)
+    if sets is None:
+        train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split,
+                                          num_classes=cfg.num_classes)  # fmt: skip
+        val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split, num_classes=cfg.num_classes)
+    else:
+        train_set, val_set = sets
     num_classes = class_count(cfg, train_set, val_set, log)
     train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64, device=device)
     val_labels = np.asarray(val_set.labels)
@@ -269,15 +297,19 @@ def setup(cfg: TrainConfig, env: D.DistEnv, device: torch.device) -> Run:
         run.train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if cfg.compile:
-        run.train_model = torch.compile(run.train_model)
+    if cfg.compile or cfg.cuda_graphs:
+        # static shapes: a run has two batch sizes at most (full, and the same last batch every
+        # epoch), each compiled once; "reduce-overhead" replays CUDA graphs of both passes
+        mode = "reduce-overhead" if cfg.cuda_graphs else None
+        run.train_model = torch.compile(run.train_model, mode=mode, dynamic=False)
     log(
         f"{cfg.model}: seed {cfg.seed}, {len(train_set)} train / {len(val_set)} val samples, "
         f"{num_classes} classes | global batch {cfg.batch_size} = {run.per_rank}/rank x "
         f"{env.world_size} rank(s) | lr {lr:g} (base {float(cfg.lr):g} at batch "
         f"{cfg.base_batch_size}, linear scaling {'on' if cfg.scale_lr else 'off'}) | "
         f"{cfg.optimizer}, {cfg.epochs} epochs, steps {cfg.lr_steps} | device {device}, amp "
-        f"{cfg.amp}, compile {cfg.compile}, deterministic {cfg.deterministic}",
+        f"{cfg.amp}, tf32 {cfg.tf32}, compile {cfg.compile}, cuda graphs {cfg.cuda_graphs}, "
+        f"drop_last {cfg.drop_last}, deterministic {cfg.deterministic}",
         always=True,
     )
     if env.is_main:
@@ -316,6 +348,7 @@ def resume(run: Run) -> None:
     check_resume_config(ckpt.get("config") or {}, run.cfg, last_path)
     run.model.load_state_dict(ckpt["state_dict"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
+    use_implementation(run.optimizer, run.model)  # this device's update, not the writer's
     run.scheduler.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])
@@ -362,9 +395,8 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> dict | None:
     t0 = time.perf_counter()
     run.train_model.train()
     torch.manual_seed(derived_seed(cfg.seed, epoch, 2, env.rank))  # dropout etc.
-    order = np.random.default_rng([cfg.seed, epoch, 0]).permutation(len(run.train_set))
-    steps = D.batches(D.train_shard(order, env), run.per_rank, train=True)
-    aug_rng = np.random.default_rng([cfg.seed, epoch, 1, env.rank])
+    steps, plan, labels = plan_epoch(run, epoch)
+    bounds = np.cumsum([0] + [len(idx) for idx in steps]).tolist()
     lr_now = run.scheduler.get_last_lr()[0]
     losses = torch.zeros(len(steps), dtype=torch.float32, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -375,8 +407,11 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> dict | None:
         enabled=env.is_main and not cfg.quiet, epoch=epoch, epochs=cfg.epochs, steps=len(steps)
     ) as bar:
         for step, idx in enumerate(steps):
-            x = run.train_sampler(run.train_set, idx, aug_rng)  # data
-            y = run.train_labels[torch.from_numpy(idx).to(device)]
+            a, b = bounds[step], bounds[step + 1]
+            x = run.train_sampler.gather(run.train_set, plan[a:b])  # data
+            y = labels[a:b]
+            if cfg.cuda_graphs:  # a new iteration: the previous replay's outputs may be reused
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast_context(device, cfg.amp):
                 logits = run.train_model(x)  # forward
             loss = F.cross_entropy(logits.float(), y)  # loss
@@ -408,6 +443,38 @@ def train_one_epoch(run: Run, epoch: int, stop: StopRequest) -> dict | None:
         "val_top5": None,
         "val_loss": None,
     }
+
+
+def plan_epoch(run: Run, epoch: int) -> tuple[list[np.ndarray], Any, torch.Tensor]:
+    """This rank's batches of ``epoch``, their gather plan and labels, on the run's device.
+
+    Every random choice comes from ``(seed, epoch[, rank])``: the shuffle, then the crop and
+    rotation draws, made batch after batch before the first step (the same stream as drawing at
+    each step) and uploaded in one copy with the labels. ``drop_last`` leaves out the last
+    partial batch (the samples differ per epoch: the order is reshuffled) so that every step
+    has one static shape; by default every sample is trained on.
+    """
+    cfg, env = run.cfg, run.env
+    order = np.random.default_rng([cfg.seed, epoch, 0]).permutation(len(run.train_set))
+    shard = D.train_shard(order, env)
+    if cfg.drop_last and len(shard) >= run.per_rank:
+        shard = shard[: len(shard) // run.per_rank * run.per_rank]
+    steps = D.batches(shard, run.per_rank, train=True)
+    aug_rng = np.random.default_rng([cfg.seed, epoch, 1, env.rank])
+    lengths = run.train_set.lengths
+    draws = run.train_sampler.draw_batches([lengths[idx] for idx in steps], aug_rng)
+    flat = np.concatenate(steps) if steps else np.zeros(0, dtype=np.int64)
+    plan = run.train_sampler.plan(run.train_set, flat, draws)
+    labels = run.train_labels[_index(flat, run.device)]
+    return steps, plan, labels
+
+
+def _index(indices: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Sample indices on ``device`` in one (asynchronous, on CUDA) copy."""
+    host = torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
 
 
 def _stop_or_raise(
@@ -584,6 +651,25 @@ def _output_folder(out_dir: Path, env: D.DistEnv):
     with output_lock(out_dir, "train"):
         remove_stale_temps(out_dir)
         yield
+
+
+@contextlib.contextmanager
+def fp32_precision(cfg: TrainConfig, device: torch.device):
+    """On CUDA, float32 matmuls and convolutions in TF32 only with ``tf32`` (it rounds the
+    inputs to 10 mantissa bits); otherwise strict IEEE fp32, cuDNN's TF32 default included.
+    The previous settings come back afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    backends = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    prev = [b.fp32_precision for b in backends]
+    for b in backends:
+        b.fp32_precision = "tf32" if cfg.tf32 else "ieee"
+    try:
+        yield
+    finally:
+        for b, value in zip(backends, prev, strict=True):
+            b.fp32_precision = value
 
 
 def _announce_stop(stop: StopRequest) -> None:
