@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from skelact.data.sampling import center_crop
+
 __all__ = ["Draws", "Plan", "ClipSampler", "rotation_matrices", "interp_indices"]
 
 
@@ -110,6 +112,10 @@ def interp_indices(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left/right source frame (within the crop) and right weight per output step, (N, T) each.
 
+    The device twin of :func:`skelact.data.sampling.interp_indices` (NumPy, for the torch-free
+    deployment path): computed where the data lives so that a GPU step copies nothing from the
+    host; ``tests/test_deploy_sampling.py`` proves the two bit-equal.
+
     Same arithmetic as PyTorch's bilinear ``align_corners=False`` in float32: scale = L / T,
     src = scale * (t + 0.5) - 0.5 clamped at 0, i0 = floor(src) (at most L - 1),
     i1 = i0 + (i0 < L - 1), lambda = src - i0. When L == T this is exactly the identity
@@ -181,8 +187,8 @@ class ClipSampler:
 
     # ---------------------------------------------------------------- draws (CPU, NumPy)
     def _center(self, n: np.ndarray) -> Draws:
-        lens = np.maximum((n * self.clip_ratio).astype(np.int64), 1)
-        return Draws(starts=(n - lens) // 2, lens=lens)
+        starts, lens = center_crop(n, self.clip_ratio)  # the one val rule (also torch-free)
+        return Draws(starts=starts, lens=lens)
 
     def _clamp(self, lens: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.minimum(np.maximum(lens, self.min_len), n)
