@@ -194,8 +194,11 @@ def test_sample_problems_are_named(tmp_path: Path, anns: list[dict]) -> None:
     path = _dump(anns, tmp_path / "bad.pkl")
     with pytest.raises(DatasetError) as info:
         load_annotations(path)
-    msg = str(info.value)
-    assert "bad.pkl: 5 problem(s)" in msg
+    first = str(info.value)  # one line: the first problem, a count and where to see them all
+    assert "\n" not in first
+    assert "bad.pkl: sample 1 ('S001C001P001R001A002'): missing key(s) ['keypoint']" in first
+    assert first.endswith(f"(and 4 more problem(s): `skelact validate {path}` lists them)")
+    msg = "\n".join(validate_file(path).problems)
     assert "sample 1 ('S001C001P001R001A002'): missing key(s) ['keypoint']" in msg
     assert "sample 2" in msg and "label 'A003' is a str" in msg
     assert "sample 3" in msg and "2-D keypoints" in msg and "3-D x, y, z" in msg
@@ -207,8 +210,10 @@ def test_sample_problems_are_named(tmp_path: Path, anns: list[dict]) -> None:
 def test_bool_and_negative_labels_rejected(tmp_path: Path, anns: list[dict]) -> None:
     anns[0]["label"] = True
     anns[1]["label"] = -1
-    with pytest.raises(DatasetError, match="sample 0.*bool.*\n.*sample 1.*negative"):
-        load_annotations(_dump(anns, tmp_path / "l.pkl"))
+    path = _dump(anns, tmp_path / "l.pkl")
+    with pytest.raises(DatasetError, match=r"sample 0.*bool.*\(and 1 more problem"):
+        load_annotations(path)
+    assert any("sample 1" in p and "negative" in p for p in validate_file(path).problems)
 
 
 def test_inconsistent_joints_rejected(tmp_path: Path, anns: list[dict]) -> None:

@@ -75,7 +75,7 @@ def test_non_finite_weights_are_named():
 
 def test_labels_outside_num_classes_name_the_sample(data, tmp_path):
     # the data has 4 classes (labels 0..3); sample 4 of the train set is the first with label 3
-    bad = r"train\.pkl: sample \d+ \('S001C001P004R001A004'\) has label 3"
+    bad = r"train\.pkl: sample 3 \('S001C001P004R001A004'\): label 3 is outside the 3 classes"
     with pytest.raises(DatasetError, match=bad):
         train(base_config(data, tmp_path / "a", num_classes=3))
     train(base_config(data, tmp_path / "b", epochs=1, num_classes=4))

@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 REQUIRED_KEYS: tuple[str, ...] = ("frame_dir", "label", "keypoint")
-MAX_LISTED_PROBLEMS = 20
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -223,11 +222,14 @@ def check_annotations(annotations: Sequence[object], num_classes: int | None = N
 
 
 def raise_problems(path: Path, problems: list[str]) -> None:
-    """One `DatasetError` listing the first problems (all of them would drown the terminal)."""
-    shown = problems[:MAX_LISTED_PROBLEMS]
-    more = len(problems) - len(shown)
-    tail = f"\n  ... and {more} more" if more else ""
-    raise DatasetError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(shown) + tail)
+    """One `DatasetError`, one line: the first problem and how many more there are.
+
+    A list of every bad sample would drown the terminal (and the CLI's one error line);
+    ``skelact validate`` lists them all.
+    """
+    more = len(problems) - 1
+    tail = f" (and {more} more problem(s): `skelact validate {path}` lists them)" if more else ""
+    raise DatasetError(f"{path}: {problems[0]}{tail}")
 
 
 def load_annotations(
