@@ -84,7 +84,7 @@ def _dvc(project, *args) -> str:
 
 def test_first_repro_runs_every_stage(project):
     expected = {"synth", "preprocess", "report"}
-    expected |= {f"{stage}@{m}-xsub-0" for stage in ("train", "evaluate") for m in MODELS}
+    expected |= {f"{stage}@{m}-xsub-0" for stage in ("train", "evaluate", "export") for m in MODELS}
     assert _ran(project["first"]) == expected
     root = project["root"]
     for model in MODELS:
@@ -163,7 +163,8 @@ def test_one_model_parameter_reruns_only_that_model(project):
     assert "train@hcn-xsub-0" in status and "model.hcn" in status
     assert "tscnn" not in status and "preprocess" not in status
     output = _dvc(project, "repro")
-    assert _ran(output) == {"train@hcn-xsub-0", "evaluate@hcn-xsub-0", "report"}
+    hcn = {f"{stage}@hcn-xsub-0" for stage in ("train", "evaluate", "export")}
+    assert _ran(output) == hcn | {"report"}
     config = json.loads((root / "runs" / "xsub" / "hcn" / "seed0" / "config.json").read_text())
     assert config["config"]["lr"] == 0.003
     assert "Data and pipelines are up to date." in _dvc(project, "status")

@@ -315,20 +315,40 @@ class Tracker(NullTracker):
         if self._owns_run:
             with self._guard("finish"):
                 self._client.set_terminated(self.run_id, status=status)
+        _restore_levels(getattr(self._client, "skelact_log_levels", {}))
 
 
 # -- opening runs ------------------------------------------------------------------------------
 
 
+_QUIET_LOGGERS = ("mlflow", "alembic")
+
+
 def _connect(tracking_uri: str | None, quiet: bool) -> Any:
-    """A client for the checked URI, which also becomes the process's (``log_model`` uses it)."""
+    """A client for the checked URI, which also becomes the process's (``log_model`` uses it).
+
+    ``quiet``: MLflow's INFO lines (store migrations, system metrics) are not the user's news;
+    their loggers are raised to WARNING until the tracker finishes (the levels before are kept
+    on the client as ``skelact_log_levels`` and restored then, so nothing leaks to later runs).
+    """
     import mlflow  # imported before the loggers are quietened: importing configures them
 
-    if quiet:  # MLflow's INFO lines (store migrations, system metrics) are not the user's news
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(check_tracking_uri(resolve_tracking_uri(tracking_uri)))
-    return mlflow.MlflowClient()
+    levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS} if quiet else {}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        mlflow.set_tracking_uri(check_tracking_uri(resolve_tracking_uri(tracking_uri)))
+    except BaseException:
+        _restore_levels(levels)
+        raise
+    client = mlflow.MlflowClient()
+    client.skelact_log_levels = levels
+    return client
+
+
+def _restore_levels(levels: Mapping[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _experiment_id(client: Any, name: str) -> str:
