@@ -14,8 +14,8 @@ parameters and GFLOPs of the model as trained, and the published SkelAct and pap
 side by side. ``results.json`` holds the same numbers for programs; a PNG bar chart shows
 accuracy against GFLOPs.
 
-The published figures below are facts copied from the SkelAct README (model zoo / seed table,
-as summarised in ``../shared/reference/ACCURACY.md``): NTU RGB+D 60, top-1 in percent.
+The published figures below are facts copied from the SkelAct README (its model zoo and seed
+table): NTU RGB+D 60, top-1 in percent.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The reference training recipes as data (``../shared/reference/TRAINING.md``).
+"""The reference training recipes as data (the schedules of the SkelAct configs).
 
 The five SkelAct recipes differ only in numbers, so they live in a table rather than in code
 paths; what several recipes share is written once. The clip length is not here: it is the
