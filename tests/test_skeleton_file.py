@@ -158,3 +158,19 @@ def test_zero_frames_and_unreadable_file(tmp_path) -> None:
     _bad(b"0\r\n", 1, "no frames")
     with pytest.raises(SkeletonFormatError, match="cannot read file"):
         read_skeleton(tmp_path / "absent.skeleton")
+
+
+def test_field_moved_between_lines_is_caught(good) -> None:
+    """The bulk field check must see a wrong count on a line even when the file's total is right."""
+    lines = list(good)
+    head, last = lines[10].rsplit(" ", 1)
+    lines[10], lines[11] = head, f"{lines[11]} {last}"
+    _bad(_join(lines), 11, "joint line has 11 fields, expected 12")
+    lines = list(good)
+    lines[2], lines[4] = f"{lines[2]} 7", lines[4].rsplit(" ", 1)[0]
+    _bad(_join(lines), 3, "body line .* has 11 fields, expected 10")
+
+
+def test_extra_whitespace_between_fields_is_accepted(good) -> None:
+    spaced = [line.replace(" ", " \t ") for line in good]
+    assert np.array_equal(parse_skeleton(_join(spaced)), parse_skeleton(_join(good)))
