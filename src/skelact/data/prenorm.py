@@ -35,7 +35,7 @@ def motion_energy(bodies: np.ndarray) -> np.ndarray:
     Per body rather than masked over all of them: most Kinect slots are empty (energy 0, no
     work) and most bodies are present in every frame (no copy), which makes this ~5x faster.
     """
-    present = bodies.sum(-1).sum(-1) != 0  # (B, T), the reference's test
+    present = coordinate_sum(bodies).sum(-1) != 0  # (B, T), the reference's test
     energy = np.zeros(len(bodies))
     for b, frames in enumerate(present):
         if not frames.any():
@@ -44,6 +44,16 @@ def motion_energy(bodies: np.ndarray) -> np.ndarray:
         dev = values - values.mean(0)
         energy[b] = np.sqrt((dev * dev).mean(0)).sum()
     return energy
+
+
+def coordinate_sum(a: np.ndarray) -> np.ndarray:
+    """``a.sum(-1)`` over x, y, z, as the same two additions in the same order but ~4x faster.
+
+    NumPy sums a 3-element axis sequentially, ``(x + y) + z``; written out, each addition is one
+    long vectorised loop instead of a 3-element reduction per joint. Only the exact result matters
+    here (the reference's missing-joint test is ``sum == 0``), and it is the same.
+    """
+    return (a[..., 0] + a[..., 1]) + a[..., 2]
 
 
 def select_bodies(bodies: np.ndarray, keep: int = NUM_PERSONS) -> np.ndarray:
@@ -86,7 +96,7 @@ def _fill_null_frames(person: np.ndarray) -> None:
     num_frames = person.shape[0]
     sums = _frame_sums(person)
     if sums[0] == 0:
-        present = person.sum(-1).sum(-1) != 0
+        present = coordinate_sum(person).sum(-1) != 0
         kept = person[present].copy()
         person[:] = 0
         person[: len(kept)] = kept
@@ -121,7 +131,7 @@ def pre_normalise(keypoint: np.ndarray) -> np.ndarray:
     for person in s:
         if person.sum() == 0:
             continue
-        mask = (person.sum(-1) != 0)[..., None]
+        mask = (coordinate_sum(person) != 0)[..., None]
         person[:] = (person - center) * mask
     bone = s[0, 0, SPINE_MID] - s[0, 0, SPINE_BASE]
     _rotate(s, _rotation_to(bone, np.array([0.0, 0.0, 1.0])))
