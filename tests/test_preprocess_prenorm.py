@@ -126,3 +126,20 @@ def test_pre_normalise_does_not_modify_its_input() -> None:
     before = x.copy()
     pre_normalise(x)
     np.testing.assert_array_equal(x, before)
+
+
+def test_coordinate_sum_is_numpys_sum_bit_for_bit() -> None:
+    """The missing-joint test (sum == 0) must see exactly NumPy's x + y + z, cancellations too."""
+    from skelact.data.prenorm import coordinate_sum
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        a = rng.normal(size=(4, 60, 25, 3)) * rng.choice([1e-8, 1.0, 1e8], size=(4, 60, 25, 1))
+        a = a.astype(dtype)
+        pick = rng.random((4, 60, 25))
+        a[pick < 0.3, 2] = -(a[pick < 0.3, 0] + a[pick < 0.3, 1])  # (x + y) + z == 0
+        a[(pick > 0.3) & (pick < 0.5), 1] = -a[(pick > 0.3) & (pick < 0.5), 0]
+        a[pick > 0.9] = 0
+        got, want = coordinate_sum(a), a.sum(-1)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.array_equal(got.sum(-1) != 0, want.sum(-1) != 0)
