@@ -188,13 +188,17 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
                 for writer in writers:
                     writer.commit()
                 stage.committed = True
-    except BaseException:
+    except BaseException as exc:
         for writer in writers:
             writer.abort()
+        if pool is not None and not isinstance(exc, Exception):
+            pool.terminate()  # Ctrl-C: do not wait for the chunks in flight
         raise
     finally:
         if pool is not None:
-            pool.terminate()
+            # close + join, not terminate: terminating while the pool's task thread is feeding
+            # workers can deadlock it (seen under load); the few chunks in flight finish first
+            pool.close()
             pool.join()
     return result
 
