@@ -22,9 +22,8 @@ from typer.core import TyperGroup
 from skelact import __version__
 from skelact.errors import InterruptedRun, SkelactError
 
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    return (SkelactError, OSError, MemoryError)
+# What the one handler turns into an `error:` line; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (SkelactError, OSError, MemoryError)
 
 
 def describe(exc: BaseException) -> str:
@@ -45,7 +44,7 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            if not isinstance(exc, _user_error_types()) or _debug(ctx):
+            if not isinstance(exc, USER_ERRORS) or _debug(ctx):
                 raise
             typer.secho(f"error: {describe(exc)}", fg=typer.colors.RED, err=True)
             code = 128 + exc.signum if isinstance(exc, InterruptedRun) else 1
