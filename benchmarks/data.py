@@ -33,7 +33,9 @@ import torch.nn.functional as F
 
 from skelact.data.dataset import SkeletonSet
 from skelact.data.transforms import ClipSampler, rotation_matrices
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 # The per-sample reference path is test code (tests/reference_transforms.py), not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

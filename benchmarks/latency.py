@@ -31,9 +31,11 @@ import torch
 from skelact.deploy.export import check_input, export_onnx
 from skelact.deploy.runtime import OnnxModel, session_options
 from skelact.deploy.stream import json_frames, stream
+from skelact.layouts import NTU25
 from skelact.models import MODEL_NAMES, build_model
 from skelact.models.checkpoint import save_own_checkpoint
-from skelact.skeleton import NUM_JOINTS
+
+NUM_JOINTS = NTU25.num_joints
 
 REFERENCE_FILE = (
     Path(__file__).resolve().parents[2]
@@ -187,8 +189,10 @@ def main() -> None:
     notes = [f"{r['model']}: {r['note']}" for r in rows if r["note"]]
     if notes:
         print("torch.compile: " + "; ".join(notes))
-    print("targets: ORT p50 <= eager p50; stride 1 >= 30 windows/s (dgcn: stride 4 >= 7.5 "
-          "windows/s, i.e. 30 frames/s)")
+    print(
+        "targets: ORT p50 <= eager p50; stride 1 >= 30 windows/s (dgcn: stride 4 >= 7.5 "
+        "windows/s, i.e. 30 frames/s)"
+    )
     print(f"\nafter the run: load avg {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.json:
         args.json.write_text(json.dumps({"cpu": cpu_description(), "rows": rows}, indent=2))

@@ -94,7 +94,7 @@ class Worker:
         import torch
         import torch.nn.functional as F
 
-        from skelact import skeleton
+        from skelact.layouts import NTU25
         from skelact.models import build_model, default_clip_len
 
         torch.manual_seed(0)
@@ -107,7 +107,7 @@ class Worker:
             model = build_model(name)
         clip_len = default_clip_len(name)
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(batch, 3, clip_len, skeleton.NUM_JOINTS, 2, generator=gen)
+        x = torch.randn(batch, 3, clip_len, NTU25.num_joints, 2, generator=gen)
         y = torch.randint(0, 60, (batch,), generator=gen)
         layout = "nchw" if self.impl == "reference" else _layout_of(model)
         if self.impl == "skelact" and tune:

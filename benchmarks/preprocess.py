@@ -50,7 +50,7 @@ NTU60_FILES = 56_880
 SPLITS = ("xsub/train", "xsub/val", "xview/train", "xview/val")
 
 # The two mmcv helpers the reference script calls, as a stand-in package (written at run time).
-MMCV_STANDIN = '''
+MMCV_STANDIN = """
 import pickle
 
 
@@ -65,7 +65,7 @@ class ProgressBar:
 def dump(obj, file):
     with open(file, "wb") as f:
         pickle.dump(obj, f)
-'''
+"""
 
 
 def cpu() -> str:

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models.graph import ntu_adjacency
 
-V = skeleton.NUM_JOINTS
+V = NTU25.num_joints
 
 
 def _motion(x: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,10 @@ from skelact.engine.determinism import restore_execution_mode, set_execution_mod
 from skelact.engine.recipes import RECIPES, TrainConfig, resolve_config
 from skelact.engine.safety import StopRequest
 from skelact.engine.train import fp32_precision, plan_epoch, setup, train_one_epoch
+from skelact.layouts import NTU25
 from skelact.report import PUBLISHED
-from skelact.skeleton import NUM_JOINTS
+
+NUM_JOINTS = NTU25.num_joints
 
 HERE = Path(__file__).resolve().parent
 NTU60_TRAIN = {"xsub": 40_091, "xview": 37_646}  # training samples with skeletons (NTU-60)

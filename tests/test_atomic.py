@@ -77,8 +77,10 @@ def test_output_lock_refuses_a_second_live_writer_and_takes_over_a_stale_lock(tm
          str(tmp_path)], stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputBusyError, match=rf"another train run \(pid {holder.pid}"), \
-                output_lock(tmp_path):
+        with (
+            pytest.raises(OutputBusyError, match=rf"another train run \(pid {holder.pid}"),
+            output_lock(tmp_path),
+        ):
             pass
     finally:
         holder.kill()

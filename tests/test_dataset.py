@@ -18,7 +18,9 @@ from skelact.data.dataset import SkeletonSet
 from skelact.data.safe_pickle import DatasetError, UnsafePickleError, safe_load
 from skelact.data.validate import validate_file
 from skelact.errors import SkelactError
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 
 def _ann(name: str, frames: int, label: int, persons: int = 2, seed: int = 0) -> dict:

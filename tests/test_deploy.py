@@ -18,8 +18,10 @@ from skelact.data.ntu import action_names
 from skelact.deploy.export import ExportParityError, export_onnx, relative_error
 from skelact.deploy.metadata import LAYOUT, DeployError, export_summary, read_export_metrics
 from skelact.deploy.runtime import OnnxModel
+from skelact.layouts import NTU25
 from skelact.models import MODEL_NAMES, default_clip_len
-from skelact.skeleton import NUM_JOINTS
+
+NUM_JOINTS = NTU25.num_joints
 
 RECIPE_RATIO = {"tscnn": 0.9, "hcn": 0.9, "hcnb": 0.95, "tacnn": 0.95, "dgcn": 0.95}
 

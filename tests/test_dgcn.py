@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models import ModelError, build_model, reference_key_map
 from skelact.models.dgcn import KEY_MAP
 from skelact.models.graph import edges_to_matrix, normalize_columns, ntu_adjacency
@@ -163,8 +163,8 @@ def test_skeleton_bones_match_reference_graph() -> None:
         (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
         (20, 19), (22, 23), (23, 8), (24, 25), (25, 12),
     ]  # fmt: skip
-    assert list(skeleton.INWARD_BONES) == [(i - 1, j - 1) for i, j in reference_1based]
-    assert skeleton.CENTER_JOINT == 20
+    assert list(NTU25.bones) == [(i - 1, j - 1) for i, j in reference_1based]
+    assert NTU25.center == 20
 
 
 def test_adjacency_structure() -> None:
@@ -184,9 +184,9 @@ def test_adjacency_structure() -> None:
         np.testing.assert_array_equal(sums[~nonempty], 0.0)
     # Every joint but the centre has exactly one parent: inward columns are exactly those joints.
     has_parent = a[1].sum(axis=0) > 0
-    assert has_parent.sum() == 24 and not has_parent[skeleton.CENTER_JOINT]
+    assert has_parent.sum() == 24 and not has_parent[NTU25.center]
     # The centre has four children (spine, neck, two shoulders): each weighs 1/4 going outward.
-    np.testing.assert_allclose(a[2][a[2][:, skeleton.CENTER_JOINT] > 0, 20], 0.25)
+    np.testing.assert_allclose(a[2][a[2][:, NTU25.center] > 0, 20], 0.25)
 
 
 def test_graph_helpers() -> None:

@@ -138,8 +138,9 @@ def test_dry_run_prints_the_scripts_and_submits_nothing(tmp_path):
 def test_unknown_stage_is_one_error_line(tmp_path):
     root = make_project(tmp_path / "p", ["tscnn"], [0], epochs=1)
     out = _grid(root, "--stages", "train,report", "--dry-run", check=False)
-    assert ("error: dvc.yaml: 'report' is not a matrix stage; choose from evaluate, export, "
-            "train") in out
+    assert (
+        "error: dvc.yaml: 'report' is not a matrix stage; choose from evaluate, export, train"
+    ) in out
     assert "Traceback" not in out
 
 

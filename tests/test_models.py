@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models import (
     MODEL_NAMES,
     CheckpointError,
@@ -25,7 +25,7 @@ from skelact.models import (
 from skelact.models.checkpoint import save_own_checkpoint
 from skelact.models.complexity import NOTE, complexity_table, format_table
 
-V = skeleton.NUM_JOINTS
+V = NTU25.num_joints
 EXPECTED = {  # params (exact), GFLOPs (mmcv-style MACs, 3 decimals)
     "tscnn": (1_013_020, 0.083),
     "hcn": (1_047_036, 0.196),

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from skelact import skeleton
 from skelact.errors import SkelactError
+from skelact.layouts import NTU25
 from skelact.models import (
     MODEL_NAMES,
     CheckpointError,
@@ -46,7 +46,7 @@ def test_each_registered_model_builds_with_its_defaults(name: str) -> None:
     spec = build_model(name).skelact_spec
     assert spec["name"] == name
     assert spec["options"]["clip_len"] == clip_len
-    assert spec["options"]["num_joints"] == skeleton.NUM_JOINTS
+    assert spec["options"]["num_joints"] == NTU25.num_joints
     assert {k: spec["options"][k] for k in options} == {
         k: list(v) if isinstance(v, tuple) else v for k, v in options.items()
     }
@@ -137,4 +137,4 @@ def test_check_finite_names_the_first_bad_tensor() -> None:
 
 def test_dgcn_needs_the_skeleton_layout() -> None:
     with pytest.raises(ModelError, match=r"skelact\.skeleton"):
-        build_model("dgcn", num_joints=skeleton.NUM_JOINTS - 1)
+        build_model("dgcn", num_joints=NTU25.num_joints - 1)

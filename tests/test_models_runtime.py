@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models import build_model, default_clip_len, load_checkpoint
 from skelact.models.common import set_memory_format
 
@@ -39,7 +39,7 @@ def test_compiles_without_graph_breaks_and_matches_eager(name: str) -> None:
     minutes of C++ code generation (inductor itself runs in benchmarks/models.py and on GPU)."""
     torch.manual_seed(0)
     model = build_model(name).train()
-    x = torch.randn(4, 3, default_clip_len(name), skeleton.NUM_JOINTS, 2)
+    x = torch.randn(4, 3, default_clip_len(name), NTU25.num_joints, 2)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     torch.manual_seed(1)
     eager_out = model(x)
@@ -71,7 +71,7 @@ def test_channels_last_weights_change_nothing_but_layout(reference_dir: Path, na
 def test_persons_are_merged_symmetrically_and_samples_independently(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name).eval()
-    x = torch.randn(3, 3, default_clip_len(name), skeleton.NUM_JOINTS, 2)
+    x = torch.randn(3, 3, default_clip_len(name), NTU25.num_joints, 2)
     with torch.no_grad():
         out = model(x)
         swapped = model(x.flip(-1))

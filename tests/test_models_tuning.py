@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models import build_model
 from skelact.models.tuning import LAYOUTS, cache_path, current_layout, machine_key
 from skelact.models.tuning import tune_memory_format as tune
 
-SHAPE = (2, 3, 64, skeleton.NUM_JOINTS, 2)
+SHAPE = (2, 3, 64, NTU25.num_joints, 2)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,11 @@ from skelact.data.synth import SynthError, SynthSettings, synthesize
 from skelact.data.synth.motions import MOTION_LIBRARY, ROOT, class_program
 from skelact.data.synth.plan import plan_samples, two_person_actions
 from skelact.errors import SkelactError
-from skelact.skeleton import NUM_JOINTS, SPINE_BASE, joint_index
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
+SPINE_BASE = NTU25.index("spine_base")
+joint_index = NTU25.index
 
 NAME_RE = re.compile(rb"S\d{3}C\d{3}P\d{3}R\d{3}A\d{3}")
 INT_RE = re.compile(rb"-?\d+")

@@ -150,8 +150,11 @@ def test_resume_of_unknown_run_starts_a_new_one(store):
 
 @pytest.mark.parametrize(
     ("error", "status"),
-    [(FloatingPointError("loss became nan"), "FAILED"), (KeyboardInterrupt(), "KILLED"),
-     (InterruptedRun("stopped by SIGTERM", 15), "KILLED")],  # fmt: skip
+    [
+        (FloatingPointError("loss became nan"), "FAILED"),
+        (KeyboardInterrupt(), "KILLED"),
+        (InterruptedRun("stopped by SIGTERM", 15), "KILLED"),
+    ],  # fmt: skip
 )
 def test_exception_ends_the_run_with_its_status(store, error, status):
     with pytest.raises(type(error)), _open(store, "skelact/test-fail") as tracker:
@@ -252,8 +255,12 @@ def test_evaluation_keeps_the_training_runs_status_and_duration(store, monkeypat
         assert client.get_run(train.run_id).info.status == "FINISHED"  # never reopened
         same.log_metrics({"eval_top1": 0.75})
     with open_eval_run(
-        enabled=True, experiment="skelact/test-eval", run_id=train.run_id, child=True,
-        run_name="test-on-val", tracking_uri=store,
+        enabled=True,
+        experiment="skelact/test-eval",
+        run_id=train.run_id,
+        child=True,
+        run_name="test-on-val",
+        tracking_uri=store,
     ) as child:
         assert child.run_id != train.run_id
         child.log_metrics({"eval_top1": 0.5})

@@ -17,8 +17,10 @@ from skelact.engine.optim import build_optimizer, implementation, use_implementa
 from skelact.engine.recipes import TrainConfig, resolve_config
 from skelact.engine.safety import TrainingError
 from skelact.engine.train import fp32_precision, plan_epoch, setup, train
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
 from test_engine_support import make_pickles
+
+NUM_JOINTS = NTU25.num_joints
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

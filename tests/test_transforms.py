@@ -24,7 +24,9 @@ from skelact.data.annotations import load_annotations
 from skelact.data.dataset import SkeletonSet
 from skelact.data.safe_pickle import safe_load
 from skelact.data.transforms import ClipSampler, Draws, rotation_matrices
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from skelact import yamlfile
 from skelact.data import ntu
 from skelact.engine.recipes import RECIPES, REFERENCE_BATCH_SIZE, recipe_for
 from skelact.errors import SkelactError, bounded
@@ -368,48 +367,9 @@ def _config_error(cls: type[BaseModel], where: str, sep: str, exc: ValidationErr
     return ConfigError(f"{key}: {bounded(first['input'])} is not valid: {message}{tail}")
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and reads ``1e-4`` as a float (YAML 1.2 rule)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        self.flatten_mapping(node)
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key]})",
-                    key_node.start_mark,
-                )  # fmt: skip
-            if isinstance(key, str | int | float | bool):
-                seen[key] = line
-        return super().construct_mapping(node, deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     """Parse a YAML settings file; problems are a :class:`ConfigError` naming ``file:line``."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such params file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read: {exc}") from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    return yamlfile.read_yaml(path, ConfigError, what="params file")
 
 
 _SECTIONS = tuple(name for name in Params.model_fields if name != "path")
@@ -631,10 +591,7 @@ def parse_model_options(items: list[str] | None) -> dict[str, Any] | None:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--model-option expects KEY=VALUE, got {bounded(item)}")
-        try:
-            out[key] = yaml.load(value, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError:
-            out[key] = value
+        out[key] = yamlfile.parse_scalar(value)
     return out or None
 
 

@@ -318,8 +318,9 @@ def build_report(
                 "params": cx.get("params"),
                 "gflops": cx.get("gflops"),
                 "train_seconds": [r.train_seconds for r in group],
-                "onnx_parity_max": max(parity) if (parity := [
-                    r.onnx_parity for r in group if r.onnx_parity is not None]) else None,
+                "onnx_parity_max": max(parity)
+                if (parity := [r.onnx_parity for r in group if r.onnx_parity is not None])
+                else None,
                 "published": published_entry(model, benchmark),
             }
         )

@@ -135,8 +135,13 @@ def default_tags() -> dict[str, str]:
         if git.returncode == 0:
             tags["git.commit"] = tags["mlflow.source.git.commit"] = git.stdout.strip()
     env = os.environ
-    tags.update({tag: env[var] for var, tag in (("DVC_STAGE", "dvc.stage"),
-                                                ("DVC_EXP_NAME", "dvc.exp_name")) if env.get(var)})
+    tags.update(
+        {
+            tag: env[var]
+            for var, tag in (("DVC_STAGE", "dvc.stage"), ("DVC_EXP_NAME", "dvc.exp_name"))
+            if env.get(var)
+        }
+    )
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         tags["slurm_job_id"] = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
     elif env.get("SLURM_JOB_ID"):
@@ -199,8 +204,9 @@ class Tracker(NullTracker):
             with self._guard("system_metrics"):  # needs psutil, which MLflow does not require
                 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-                self._monitor = SystemMetricsMonitor(self.run_id, tracking_uri=self.tracking_uri,
-                                                     resume_logging=True)  # new run: step 0
+                self._monitor = SystemMetricsMonitor(
+                    self.run_id, tracking_uri=self.tracking_uri, resume_logging=True
+                )  # new run: step 0
                 self._monitor.start()
 
     @contextlib.contextmanager
@@ -263,12 +269,17 @@ class Tracker(NullTracker):
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         source = Path(path).resolve()
-        dataset = Dataset(name=f"{source.stem}:{split}", digest=str(digest)[:_MAX_DIGEST_LEN],
-                          source_type="local", source=json.dumps({"uri": source.as_uri()}),
-                          profile=json.dumps({"num_samples": int(num_samples), "split": split}))
+        dataset = Dataset(
+            name=f"{source.stem}:{split}",
+            digest=str(digest)[:_MAX_DIGEST_LEN],
+            source_type="local",
+            source=json.dumps({"uri": source.as_uri()}),
+            profile=json.dumps({"num_samples": int(num_samples), "split": split}),
+        )
         with self._guard("log_input"):
             self._client.log_inputs(
-                self.run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+                self.run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+            )
 
     def log_model(self, model: Any, input_example: Any, name: str | None = None) -> None:
         """Log a CPU copy of ``model`` named ``name`` (default ``skelact-<model tag>``) with an
@@ -286,15 +297,21 @@ class Tracker(NullTracker):
 
             # Made here: log_model would file it under the process's active (default) experiment.
             logged = self._client.create_logged_model(
-                self.experiment_id, name=name or f"skelact-{self._model}",
-                source_run_id=self.run_id)
+                self.experiment_id, name=name or f"skelact-{self._model}", source_run_id=self.run_id
+            )
             with warnings.catch_warnings():  # torch.export's note about GPU weight grouping
                 warnings.filterwarnings("ignore", message="No complete tensor found")
                 mlflow.pytorch.log_model(
-                    copy.deepcopy(model).cpu().eval(), model_id=logged.model_id, run_id=self.run_id,
+                    copy.deepcopy(model).cpu().eval(),
+                    model_id=logged.model_id,
+                    run_id=self.run_id,
                     input_example=np.asarray(input_example, dtype=np.float32),
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
-                                      f"skelact=={__version__}"], validate_serving_input=False)
+                    pip_requirements=[
+                        f"torch=={torch.__version__.split('+')[0]}",
+                        f"skelact=={__version__}",
+                    ],
+                    validate_serving_input=False,
+                )
 
     def flush(self) -> None:
         """Wait for the asynchronous queue (failures warn, never raise)."""

@@ -23,7 +23,13 @@ import math
 
 import numpy as np
 
-from skelact.skeleton import LEFT_SHOULDER, RIGHT_SHOULDER, SPINE_BASE, SPINE_MID
+from skelact.layouts import NTU25
+
+_ALIGN = NTU25.align
+assert _ALIGN is not None
+SPINE_MID = _ALIGN.origin
+SPINE_BASE = _ALIGN.spine[0]
+LEFT_SHOULDER, RIGHT_SHOULDER = _ALIGN.shoulders
 
 #: Bodies kept per sample (the two of highest motion energy).
 NUM_PERSONS = 2

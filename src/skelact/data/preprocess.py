@@ -302,9 +302,7 @@ def _signals_raise() -> Iterator[_Stage]:
 
     def stop(signum: int, frame: object) -> None:
         done = "its outputs were complete" if stage.committed else "nothing was written"
-        raise InterruptedRun(
-            f"preprocess stopped by {signal.Signals(signum).name}; {done}", signum
-        )
+        raise InterruptedRun(f"preprocess stopped by {signal.Signals(signum).name}; {done}", signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:

@@ -24,7 +24,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from skelact.errors import SkelactError, bounded
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 #: The reference reads at most this many Kinect bodies per frame (others are validated, not kept).
 MAX_KINECT_BODIES = 4
@@ -119,9 +121,7 @@ def _bad_char_error(data: bytes, path: str) -> SkeletonFormatError:
 _JOINT_COUNT_LINES = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
 
 
-def _parse(
-    data: bytes, path: str, max_bodies: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _parse(data: bytes, path: str, max_bodies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`parse_skeleton`'s result, the kept joints' x, y, z and their 0-based file lines."""
     if not data.strip():
         raise SkeletonFormatError(path, None, "empty file")

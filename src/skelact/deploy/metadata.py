@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skelact.errors import SkelactError
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 #: Bumped when keys change meaning; the runtime refuses files of another version.
 METADATA_VERSION = "1"

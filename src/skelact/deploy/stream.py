@@ -35,7 +35,9 @@ from skelact.data.prenorm import normalise_bodies
 from skelact.data.skeleton_file import MAX_KINECT_BODIES, read_skeleton
 from skelact.deploy.metadata import DeployError
 from skelact.deploy.runtime import Backend, classify, top_k
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 FRAME_SCHEMA = (
     '{"bodies": [{"id": "<any, optional>", "joints": [[x, y, z], ... one per joint]}, ...]}'

@@ -14,7 +14,9 @@ import torch
 
 from skelact import __version__
 from skelact.deploy.metadata import LAYOUT, DeployError, ModelInfo
-from skelact.skeleton import NUM_JOINTS
+from skelact.layouts import NTU25
+
+NUM_JOINTS = NTU25.num_joints
 
 
 class TorchModel:

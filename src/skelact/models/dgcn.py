@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models.graph import ntu_adjacency
 from skelact.models.registry import Dims, KeyRules, ModelError, register_model
 
@@ -193,7 +193,7 @@ class DGCNBlock(nn.Module):
         *,
         stride: int = 1,
         lamb: float = 1.0,
-        num_joints: int = skeleton.NUM_JOINTS,
+        num_joints: int = NTU25.num_joints,
         clip_len: int = 64,
         residual: bool = True,
     ) -> None:
@@ -258,7 +258,7 @@ class DGCN(nn.Module):
         self,
         in_channels: int = 3,
         *,
-        num_joints: int = skeleton.NUM_JOINTS,
+        num_joints: int = NTU25.num_joints,
         clip_len: int = 64,
         alpha: float = 0.6,
         lamb: float = 1.0,
@@ -353,9 +353,9 @@ def build_dgcn(dims: Dims, *, alpha: float, lambda_: float) -> DGCNRecognizer:
     the one :mod:`skelact.skeleton` describes, so ``num_joints`` must be its joint count: another
     layout needs its joints and bones described there (``JOINT_NAMES``, ``INWARD_BONES``).
     """
-    if dims.num_joints != skeleton.NUM_JOINTS:
+    if dims.num_joints != NTU25.num_joints:
         raise ModelError(
-            f"dgcn builds its graph from skelact.skeleton's {skeleton.NUM_JOINTS}-joint layout, "
+            f"dgcn builds its graph from skelact.skeleton's {NTU25.num_joints}-joint layout, "
             f"so num_joints={dims.num_joints} needs that layout (JOINT_NAMES, INWARD_BONES) "
             "described in skelact/skeleton.py first"
         )

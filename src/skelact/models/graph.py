@@ -2,7 +2,7 @@
 
 Dynamic GCN starts its learnable static adjacency from three partitions of the skeleton graph
 (the "agcn" strategy of 2s-AGCN / MMAction2): self links, bones pointing inwards to the centre
-joint and bones pointing outwards. The bone list comes from :mod:`skelact.skeleton`, so the
+joint and bones pointing outwards. The bone list comes from :mod:`skelact.layouts`, so the
 graph and every other consumer of the layout agree by construction.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from skelact import skeleton
+from skelact.layouts import NTU25, Layout
 
 
 def edges_to_matrix(edges: Iterable[tuple[int, int]], num_joints: int) -> np.ndarray:
@@ -41,8 +41,8 @@ def normalize_columns(matrix: np.ndarray) -> np.ndarray:
 
 
 def partitioned_adjacency(
-    inward: Iterable[tuple[int, int]] = skeleton.INWARD_BONES,
-    num_joints: int = skeleton.NUM_JOINTS,
+    inward: Iterable[tuple[int, int]],
+    num_joints: int,
 ) -> np.ndarray:
     """The 3 x V x V "agcn" stack: identity, normalised inward and normalised outward bones.
 
@@ -57,6 +57,11 @@ def partitioned_adjacency(
     return np.stack((self_links, incoming, outgoing))
 
 
+def layout_adjacency(layout: Layout) -> np.ndarray:
+    """The partitioned adjacency (3 x V x V, float64) of a layout's bone tree."""
+    return partitioned_adjacency(layout.inward, layout.num_joints)
+
+
 def ntu_adjacency() -> np.ndarray:
     """The NTU RGB+D 25-joint partitioned adjacency (3 x 25 x 25, float64)."""
-    return partitioned_adjacency(skeleton.INWARD_BONES, skeleton.NUM_JOINTS)
+    return layout_adjacency(NTU25)

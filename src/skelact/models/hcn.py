@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models.common import (
     LinearAct,
     Recognizer,
@@ -102,7 +102,7 @@ class HCN(nn.Module):
     def __init__(
         self,
         in_channels: int = 3,
-        num_joints: int = skeleton.NUM_JOINTS,
+        num_joints: int = NTU25.num_joints,
         clip_len: int = 64,
         num_persons: int = 2,
         with_bn: bool = False,

@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from skelact import skeleton
 from skelact.errors import SkelactError
+from skelact.layouts import NTU25
 
 #: ``(own key regex, reference replacement)`` pairs, tried in order; first match wins and keys
 #: matching no rule are named the same in both layouts.
@@ -33,7 +33,7 @@ class Dims:
 
     num_classes: int = 60
     clip_len: int = 64
-    num_joints: int = skeleton.NUM_JOINTS
+    num_joints: int = NTU25.num_joints
     num_persons: int = 2
     in_channels: int = 3
 

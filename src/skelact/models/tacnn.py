@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models.common import Recognizer, SqueezeExcitation, cnn_recognizer
 from skelact.models.hcn import HCN, HEAD_KEY_MAP, HCNStream, stream_key_map
 from skelact.models.registry import Dims, register_model
@@ -106,7 +106,7 @@ class TaCNN(HCN):
     def __init__(
         self,
         in_channels: int = 3,
-        num_joints: int = skeleton.NUM_JOINTS,
+        num_joints: int = NTU25.num_joints,
         clip_len: int = 64,
         num_persons: int = 2,
         groups: Sequence[int] = (10, 6),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from skelact import skeleton
+from skelact.layouts import NTU25
 from skelact.models.common import (
     LinearAct,
     Recognizer,
@@ -77,7 +77,7 @@ class TSCNN(nn.Module):
     def __init__(
         self,
         in_channels: int = 3,
-        num_joints: int = skeleton.NUM_JOINTS,
+        num_joints: int = NTU25.num_joints,
         clip_len: int = 32,
         num_persons: int = 2,
         transformed_joints: int = 30,

@@ -12,7 +12,7 @@ How a sample is made:
 * every action class has a fixed motion program (a few joint-angle channels with a waveform,
   amplitude, frequency and phase), independent of the seed, so data sets drawn with different
   seeds share the same classes;
-* the program drives forward kinematics of :data:`skelact.skeleton.REST_POSE`, scaled per subject
+* the program drives forward kinematics of ``rest_pose.REST_POSE``, scaled per subject
   (``Pxxx``), seen from a per-camera yaw (``Cxxx``: -45/0/+45 degrees), at a per-setup distance,
   height and tilt (``Sxxx``), with a per-sample time warp, style jitter and Gaussian noise;
 * classes at the end of the label range are two-person interactions (NTU's own actions 50-60 and

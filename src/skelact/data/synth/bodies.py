@@ -17,7 +17,9 @@ import numpy as np
 from skelact.data.synth.kinematics import pose, quaternions, rotation, wave_shape
 from skelact.data.synth.motions import Channel, class_program
 from skelact.data.synth.plan import SampleSpec
-from skelact.skeleton import LEAF_JOINTS, NUM_JOINTS, REST_POSE, SPINE_MID, joint_index
+from skelact.data.synth.rest_pose import LEAF_JOINTS, NUM_JOINTS, REST_POSE, joint_index
+
+SPINE_MID = joint_index("spine_mid")
 
 #: Joint chains that a performer's own body may hide from the sensor (hands and feet), which
 #: the Kinect then reports as "inferred" (state 1) and noisier.

@@ -1,7 +1,7 @@
 """Forward kinematics: a motion program -> joint positions and bone orientations over time.
 
-The skeleton tree is `skelact.skeleton.INWARD_BONES` re-rooted at the spine base, posed from
-`skelact.skeleton.REST_POSE`. Channels name the joint at the end of the bone they rotate (see
+The skeleton tree is the ``ntu25`` layout's bones re-rooted at the spine base, posed from
+`rest_pose.REST_POSE`. Channels name the joint at the end of the bone they rotate (see
 `skelact.data.synth.motions`); the names become indices here, once per channel.
 """
 
@@ -12,7 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from skelact.data.synth.motions import ROOT, Channel
-from skelact.skeleton import INWARD_BONES, NUM_JOINTS, REST_POSE, SPINE_BASE, joint_index
+from skelact.data.synth.rest_pose import NUM_JOINTS, REST_POSE, joint_index
+from skelact.layouts import NTU25
+
+INWARD_BONES = NTU25.bones
+SPINE_BASE = joint_index("spine_base")
 
 
 def _fk_tree() -> tuple[np.ndarray, list[int], np.ndarray]:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from skelact.data.synth.plan import two_person_actions
-from skelact.skeleton import JOINT_NAMES, MIRROR
+from skelact.layouts import NTU25
+
+JOINT_NAMES, MIRROR = NTU25.joints, NTU25.mirror
 
 #: A channel: (joint, axis, wave, amplitude, cycles per sequence, phase). ``joint`` names the joint
 #: at the END of a bone: the channel rotates that bone about its parent joint, moving it and

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from skelact.data.synth.bodies import Body
-from skelact.skeleton import NUM_JOINTS
+from skelact.data.synth.rest_pose import NUM_JOINTS
 
 #: Kinect v2 intrinsics (approximate): depth 512 x 424, colour 1920 x 1080, colour camera 5 cm off.
 DEPTH_F, DEPTH_CX, DEPTH_CY = 365.5, 256.0, 212.0
