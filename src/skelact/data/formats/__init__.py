@@ -1,0 +1,52 @@
+"""Outside skeleton formats, one module each, all meeting at :class:`Clip`.
+
+Every reader yields ``Clip`` objects and every writer takes them, so a format bridge is
+"read A, write B" and the importer (:mod:`skelact.data.importer`) never knows a file layout:
+
+* ``openpose``: a folder per clip of OpenPose per-frame JSON files;
+* ``csv``: one CSV file per clip (long form ``frame, person, joint, x, y[, z][, score]`` or wide);
+* ``npz``: the CTR-GCN / SGN file (``x_train`` N x T x (M*V*C), one-hot ``y_train``, ``x_test``,
+  ``y_test``);
+* ``pyskl``: a PYSKL / MMAction2 1.x pickle (``{'split', 'annotations'}``) or a 0.x list.
+
+A ``Clip`` holds coordinates as read (raw: pixels, metres); normalisation is the importer's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Clip", "FormatError", "FORMATS"]
+
+from skelact.errors import SkelactError
+
+#: Names accepted by ``skelact import --from`` and ``skelact synth --format``.
+FORMATS: tuple[str, ...] = ("openpose", "pyskl", "npz", "csv")
+
+
+class FormatError(SkelactError, ValueError):
+    """An input file does not follow its format; the message names the file (and clip)."""
+
+
+@dataclass
+class Clip:
+    """One skeleton sequence.
+
+    ``keypoint``: float32 ``(M, T, V, C)``, C in {2, 3}, zeros where a person/joint is absent;
+    ``score``: float32 ``(M, T, V)`` in [0, 1] or None; ``label``: a class name (str), a class
+    index (int) or None when the format carries none; ``split``: ``'train'``/``'val'`` or None;
+    ``img_shape``: ``(height, width)`` in pixels for 2-D image coordinates, else None.
+    """
+
+    name: str
+    keypoint: np.ndarray
+    score: np.ndarray | None = None
+    label: str | int | None = None
+    split: str | None = None
+    img_shape: tuple[int, int] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoint.shape[1])
