@@ -321,7 +321,7 @@ def build_report(
                 "onnx_parity_max": max(parity)
                 if (parity := [r.onnx_parity for r in group if r.onnx_parity is not None])
                 else None,
-                "published": published_entry(model, benchmark),
+                "published": None if source == "custom" else published_entry(model, benchmark),
             }
         )
     return {
@@ -351,7 +351,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"(the best-val checkpoint of each run); mean +- population std over seeds.",
         "",
     ]
-    if source != "ntu60":
+    own_data = source == "custom"
+    if own_data:
+        lines += ["Own data (`data.source: custom`): no published figures apply.", ""]
+    elif source != "ntu60":
         lines += [
             "The published columns are NTU RGB+D 60 results; "
             + (
@@ -368,8 +371,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"## {benchmark}",
             "",
             "| model | top-1 per seed | mean +- std | top-5 | params (M) | GFLOPs "
-            "| SkelAct (published) | paper | ONNX parity |",
-            "|---|---|---|---|---|---|---|---|---|",
+            + ("| ONNX parity |" if own_data else "| SkelAct (published) | paper | ONNX parity |"),
+            "|---|---|---|---|---|---|" + ("---|" if own_data else "---|---|---|"),
         ]
         for row in (r for r in report["rows"] if r["benchmark"] == benchmark):
             per_seed = ", ".join(
@@ -390,7 +393,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {row['name']} | {per_seed} | {_fmt(row['top1_mean'])} +- "
                 f"{_fmt(row['top1_std'])} | {_fmt(row['top5_mean'])} | {params} | "
-                f"{_fmt(row['gflops'], 4)} | {pub_text} | {paper} | {onnx} |"
+                f"{_fmt(row['gflops'], 4)} | "
+                + (f"{onnx} |" if own_data else f"{pub_text} | {paper} | {onnx} |")
             )
         lines.append("")
     classes = {r["num_classes"] for r in report["rows"] if r["num_classes"]}
