@@ -142,9 +142,7 @@ def _clip(ann: Any, i: int, layout: Layout, src: Path) -> Clip | Dropped:
         return Dropped(name, f"{where}: keypoint shape {kp.shape} is not M x T x V x (2|3)")
     m, t, v, _ = kp.shape
     if v != layout.num_joints:
-        return Dropped(
-            name, f"{where}: {v} joints, layout {layout.name} has {layout.num_joints}"
-        )
+        return Dropped(name, f"{where}: {v} joints, layout {layout.name} has {layout.num_joints}")
     frames = ann.get("total_frames", t)
     if isinstance(frames, bool) or not isinstance(frames, int | np.integer) or frames != t:
         return Dropped(name, f"{where}: total_frames {frames!r} but keypoint has {t} frames")
