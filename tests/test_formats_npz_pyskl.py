@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelact.data.formats import Clip, Dropped, FormatError
-from skelact.data.formats import npz, pyskl
+from skelact.data.formats import Clip, Dropped, FormatError, npz, pyskl
 from skelact.data.safe_pickle import safe_load
 from skelact.layouts import NTU25, get_layout
 
@@ -208,10 +207,10 @@ def test_pyskl_bad_annotations_dropped(tmp_path: Path) -> None:
     nan = _ann("n")
     nan["keypoint"] = nan["keypoint"].copy()
     nan["keypoint"][0, 0, 0, 0] = np.nan
-    src = _dump(tmp_path / "b.pkl", {
-        "split": {"train": ["v", "t", "n", "s", "ghost"], "val": ["ok"]},
-        "annotations": [_ann("v", v=17), bad_frames, nan,
-                        _ann("s", keypoint_score=np.ones((1, 3, 25))), "junk", _ann("ok")]})  # fmt: skip
+    short_score = _ann("s", keypoint_score=np.ones((1, 3, 25)))
+    annotations = [_ann("v", v=17), bad_frames, nan, short_score, "junk", _ann("ok")]
+    splits = {"train": ["v", "t", "n", "s", "ghost"], "val": ["ok"]}
+    src = _dump(tmp_path / "b.pkl", {"split": splits, "annotations": annotations})
     back = list(pyskl.read_clips(src, NTU25))
     reasons = {c.name: c.reason for c in back if isinstance(c, Dropped)}
     assert [c.name for c in back if isinstance(c, Clip)] == ["ok"]
