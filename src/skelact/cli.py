@@ -142,8 +142,15 @@ def preprocess_cmd(
         None, help="Benchmark to write (repeatable; default: all of the dataset)."
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="mmaction: <bench>/{train,val}.pkl; pyskl: <dataset>_3danno.pkl."
+        None,
+        "--format",
+        help="mmaction: <bench>/{train,val}.pkl; pyskl: <dataset>_3danno.pkl; npz: <bench>.npz "
+        "(CTR-GCN/SGN layout).",
     ),
+    raw: bool = typer.Option(
+        False, "--raw", help="pyskl: coordinates as read (PYSKL's convention), not normalised."
+    ),
+    float16: bool = typer.Option(False, "--float16", help="pyskl --raw: float16 coordinates."),
     workers: int | None = typer.Option(None, help="Worker processes (0: all cores)."),
     on_error: str | None = typer.Option(None, help="fail: stop at a bad file; skip: report it."),
     missing_list: Path | None = typer.Option(None, help="Extra sample names to skip."),
@@ -166,7 +173,7 @@ def preprocess_cmd(
     result = preprocess(PreprocessSettings(
         **options, benchmarks=tuple(benchmark) if benchmark else None, missing_list=missing_list,
         default_missing_list=not no_default_missing_list, recursive=recursive,
-        progress=not quiet and sys.stderr.isatty(),
+        progress=not quiet and sys.stderr.isatty(), raw=raw, float16=float16,
     ))  # fmt: skip
     if not quiet:
         typer.echo(main_summary(result))
