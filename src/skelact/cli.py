@@ -205,6 +205,7 @@ def import_cmd(
     normalise: str = typer.Option("body", help="body: centre + body size; image: frame size."),
     img_shape: str | None = typer.Option(None, help="Frame HEIGHTxWIDTH for --normalise image."),
     num_persons: int = typer.Option(2, min=1, help="Persons per sample (most active first)."),
+    benchmark: str | None = typer.Option(None, help="pyskl: the <benchmark>_train/_val pair."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Your own skeletons (OpenPose JSON, CSV, CTR-GCN npz, PYSKL) -> the project's pickles."""
@@ -215,6 +216,7 @@ def import_cmd(
         split_by_column=split_by_column, val_fraction=val_fraction, seed=seed,
         on_error=on_error, normalise=normalise,  # type: ignore[arg-type]
         img_shape=parse_img_shape(img_shape) if img_shape else None, num_persons=num_persons,
+        benchmark=benchmark,
     ))  # fmt: skip
     if not quiet:
         typer.echo(import_summary(result))

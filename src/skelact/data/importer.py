@@ -96,6 +96,7 @@ class ImportSettings:
     normalise: Literal["body", "image"] = "body"
     img_shape: tuple[int, int] | None = None  # frame size for --normalise image, if not in the data
     num_persons: int = 2
+    benchmark: str | None = None  # pyskl: which <benchmark>_train/_val pair of the file
 
 
 @dataclass
@@ -169,11 +170,15 @@ def _check_settings(settings: ImportSettings) -> None:
         raise ImportDataError(f"--on-error {settings.on_error!r}: fail or skip")
     if settings.normalise not in ("body", "image"):
         raise ImportDataError(f"--normalise {settings.normalise!r}: body or image")
+    if settings.benchmark is not None and settings.fmt != "pyskl":
+        raise ImportDataError(
+            f"--benchmark picks a split pair of a pyskl file, not of {settings.fmt}"
+        )
     if settings.num_persons < 1:
         raise ImportDataError(f"num_persons {settings.num_persons}: must be at least 1")
 
 
-def _reader(fmt: str) -> Callable[[Path, Layout], Iterator[Clip | Dropped]]:
+def _reader(fmt: str) -> Callable[..., Iterator[Clip | Dropped]]:
     name = f"skelact.data.formats.{fmt}"
     try:
         module = importlib.import_module(name)
@@ -294,7 +299,7 @@ class _State:
 def _run(
     settings: ImportSettings,
     layout: Layout,
-    read_clips: Callable[[Path, Layout], Iterator[Clip | Dropped]],
+    read_clips: Callable[..., Iterator[Clip | Dropped]],
     labels: dict[str, _LabelRow] | None,
     classes: list[str] | None,
     out_dir: Path,
@@ -308,7 +313,8 @@ def _run(
     writers: list[PickleListWriter | _TextWriter] = []
     try:
         with open(spool_path, "w+b") as spool:
-            for item in read_clips(Path(settings.src), layout):
+            options = {"split": settings.benchmark} if settings.benchmark is not None else {}
+            for item in read_clips(Path(settings.src), layout, **options):
                 name = item.name
                 try:
                     if isinstance(item, Dropped):
@@ -608,7 +614,7 @@ def _write(
             writer.finish()
         splits = {f"{BENCHMARK}_{s}": [k.name for k in kept if split_of[k.name] == s]
                   for s in SPLITS}  # fmt: skip
-        both.finish(splits)
+        both.finish({"split": splits})
         result.outputs = {
             **{f"{BENCHMARK}/{s}": str(w.final) for s, w in lists.items()},
             "pyskl": str(pyskl_path),
