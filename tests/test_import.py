@@ -411,3 +411,20 @@ def test_cli_import_error_is_one_line(tmp_path):
     lines = [ln for ln in done.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "clip 'sit_01'" in lines[0] and "non-finite" in lines[0]
+
+
+def test_cli_import_split_by_column_and_skip(tmp_path):
+    _source(tmp_path, "csv", per_class=2)
+    _plant_nan(tmp_path)
+    labels = tmp_path / "labels.csv"
+    lines = labels.read_text().splitlines()
+    splits = ("train", "val") * 3
+    rows = [f"{row},{split}" for row, split in zip(lines[1:], splits, strict=True)]
+    labels.write_text("\n".join([f"{lines[0]},split", *rows]))
+    args = ["import", "--from", "csv", str(tmp_path / "src"), "--layout", "coco17",
+            "--labels", str(labels), "--out-dir", str(tmp_path / "out"),
+            "--split-by-column", "--on-error", "skip"]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "train 3, val 2 clips, 3 classes (split by column)" in done.output
+    assert "1 clips DROPPED" in done.output and "sit_01: " in done.output

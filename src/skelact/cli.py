@@ -197,7 +197,9 @@ def import_cmd(
     labels: Path | None = typer.Option(None, help="CSV clip,label[,split] (openpose, csv)."),
     classes: Path | None = typer.Option(None, help="Class names in index order, one a line."),
     split_by_column: bool = typer.Option(
-        False, help="Splits from the labels' split column (npz, pyskl: their own splits)."
+        False,
+        "--split-by-column",
+        help="Splits from the labels' split column (npz, pyskl: their own splits).",
     ),
     val_fraction: float | None = typer.Option(None, help="Stratified val share per class."),
     seed: int = typer.Option(0, help="Seed of the --val-fraction draw."),
