@@ -30,6 +30,8 @@ import csv
 import importlib
 import json
 import os
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -332,22 +334,17 @@ def _run(
                     _problem(settings, state, clip, f"label row (line {labels[clip].line}) "
                              "but no such clip in the source")  # fmt: skip
             if not kept:
-                raise ImportDataError(
-                    f"{settings.src}: no clips imported"
-                    + (
-                        f" ({len(state.dropped)} dropped: see the reasons above)"
-                        if state.dropped
-                        else ""
-                    )  # fmt: skip
-                )
+                raise ImportDataError(_nothing_imported(settings, state))
             if classes is None:
                 top = max(k.label for k in kept)
                 classes = [str(i) for i in range(top + 1)]
             method, split_of = _splits(settings, kept, labels, len(classes))
             result = _result(settings, layout, state, classes, kept, split_of, method)
             writers = _write(out_dir, spool, kept, split_of, result)
-            for writer in writers:
-                writer.commit()
+            with _signals_held():
+                for writer in writers:
+                    writer.commit()
+                writers = []  # all in place: nothing to abort
     except BaseException:
         for writer in writers:
             writer.abort()
@@ -355,6 +352,30 @@ def _run(
     finally:
         spool_path.unlink(missing_ok=True)
     return result
+
+
+def _nothing_imported(settings: ImportSettings, state: _State) -> str:
+    if not state.dropped:
+        return f"{settings.src}: no clips found"
+    first = state.dropped[0]
+    return (
+        f"{settings.src}: no clips imported: all {len(state.dropped)} were dropped, the first "
+        f"({first['clip']!r}) because: {first['reason']}"
+    )
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """No SIGINT/SIGTERM while the outputs are renamed: all of them are replaced, or none."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _problem(settings: ImportSettings, state: _State, clip: str, reason: str) -> None:
