@@ -15,8 +15,9 @@ clip is the folder's name; its frames are the files in the order of the frame nu
 names (the last group of digits), one frame per file. Every person must have as many keypoints
 as the layout has joints, in the layout's order: BODY_25 output is the ``openpose25`` layout; for
 OpenPose's 18-keypoint COCO model give a layout YAML file with those 18 joints. A joint with
-confidence ``c == 0`` is absent: its coordinates are 0 and its score 0. A person whose keypoint
-list is empty (OpenPose writes that when the body model is off) is no detection.
+confidence ``c == 0`` (or at exactly (0, 0)) is absent: its coordinates are 0 and its score 0.
+A person whose keypoint list is empty (OpenPose writes that when the body model is off) is no
+detection.
 
 People carry no identity across frames, so the reader matches them into tracks by position
 (:func:`skelact.data.formats.tracks.match_tracks`) and returns every track, most active first.
@@ -151,7 +152,7 @@ def _read_frame(path: Path, layout: Layout) -> list[Detection]:
                 f"has {layout.num_joints}"
             )
         triples = values.reshape(-1, 3)
-        absent = triples[:, 2] == 0
+        absent = (triples[:, 2] == 0) | ~np.any(triples[:, :2] != 0, axis=1)
         coords = np.where(absent[:, None], 0.0, triples[:, :2])
         detections.append((coords, np.where(absent, 0.0, triples[:, 2])))
     return detections
