@@ -110,11 +110,11 @@ def test_3d_csv_import_loads_and_validates(tmp_path):
 def test_split_column_and_class_list(tmp_path):
     _source(tmp_path, per_class=3)
     rows = (tmp_path / "labels.csv").read_text().splitlines()
-    split = ["split", *(("val" if i % 3 == 0 else "train") for i in range(len(rows) - 1))]
+    split = ["fold", *(("val" if i % 3 == 0 else "train") for i in range(len(rows) - 1))]
     text = "\n".join(f"{r},{s}" for r, s in zip(rows, split, strict=True))
     (tmp_path / "labels.csv").write_text(text)
     (tmp_path / "classes.txt").write_text("wave\njump\nsit\nrun\n")
-    result = import_data(_settings(tmp_path, classes=tmp_path / "classes.txt", val_fraction=None))
+    result = import_data(_settings(tmp_path, classes=tmp_path / "classes.txt", split_by="fold"))
     assert result.split_method == "column" and result.classes == ["wave", "jump", "sit", "run"]
     assert result.totals == {"train": 6, "val": 3}
     assert result.counts["val"] == {"wave": 1, "jump": 1, "sit": 1, "run": 0}
@@ -259,7 +259,7 @@ def test_an_empty_split_fails_whatever_on_error(tmp_path):
     lines = labels.read_text().splitlines()
     labels.write_text("\n".join([lines[0] + ",split", *(f"{ln},train" for ln in lines[1:])]))
     with pytest.raises(ImportDataError, match="the val split is empty"):
-        import_data(_settings(tmp_path, split_by_column=True, val_fraction=None, on_error="skip"))
+        import_data(_settings(tmp_path, split_by="split", on_error="skip"))
     assert not (tmp_path / "out").exists()
 
 
@@ -273,30 +273,30 @@ def test_no_clips_at_all_fails(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("labels", "message"),
+    ("labels", "split_by", "message"),
     [
-        ("clip,class\na,b\n", "expected 'clip,label' or 'clip,label,split'"),
-        ("clip,label\nwave_00,wave\nwave_00,jump\n", "clip 'wave_00' again (first on line 2)"),
-        ("clip,label,split\nwave_00,wave,test\n", "split 'test'; expected train or val"),
-        ("clip,label\nwave_00,\n", "line 2: empty clip or label"),
-        ("clip,label\n", "no label rows"),
+        ("clip,class\na,b\n", None, "expected the columns clip and label"),
+        ("clip,label,label\na,b,c\n", None, "expected the columns clip and label (once each)"),
+        ("clip,label\nwave_00,wave\nwave_00,jump\n", None, "'wave_00' again (first on line 2)"),
+        ("clip,label,split\nwave_00,wave,test\n", "split", "split 'test'; expected train or val"),
+        ("clip,label\nwave_00,wave\n", "split", "--split-by 'split', but the labels file has no"),
+        ("clip,label\nwave_00,\n", None, "line 2: empty clip or label"),
+        ("clip,label\n", None, "no label rows"),
     ],
 )
-def test_bad_labels_files_are_refused(tmp_path, labels, message):
+def test_bad_labels_files_are_refused(tmp_path, labels, split_by, message):
     _source(tmp_path, per_class=1)
     (tmp_path / "labels.csv").write_text(labels)
     with pytest.raises(ImportDataError, match=re.escape(message)):
-        import_data(_settings(tmp_path))
+        import_data(_settings(tmp_path, split_by=split_by))
 
 
 def test_settings_that_cannot_work_are_refused(tmp_path):
     _source(tmp_path, per_class=1)
     with pytest.raises(ImportDataError, match="--labels is required for openpose"):
         import_data(_settings(tmp_path, labels=None))
-    with pytest.raises(ImportDataError, match="not both"):
-        import_data(_settings(tmp_path, split_by_column=True))
-    with pytest.raises(ImportDataError, match="no split column"):
-        import_data(_settings(tmp_path, split_by_column=True, val_fraction=None))
+    with pytest.raises(ImportDataError, match="npz sources keep their own split"):
+        import_data(_settings(tmp_path, "npz", labels=None, split_by="split"))
     with pytest.raises(ImportDataError, match="strictly between 0 and 1"):
         import_data(_settings(tmp_path, val_fraction=1.0))
     with pytest.raises(ImportDataError, match="npz files carry their own labels"):
@@ -361,6 +361,18 @@ def test_pyskl_import_keeps_scores_and_image_shape(tmp_path):
         assert ann["img_shape"] == (720, 1280)
 
 
+def test_an_mmaction_list_without_splits_is_split_per_class(tmp_path):
+    anns = [{"frame_dir": c.name, "label": c.label, "total_frames": 8, "keypoint": c.keypoint}
+            for c in _labelled()]  # fmt: skip
+    with open(tmp_path / "list.pkl", "wb") as f:
+        pickle.dump(anns, f)
+    settings = ImportSettings("pyskl", tmp_path / "list.pkl", "coco17", tmp_path / "out",
+                              val_fraction=0.25)  # fmt: skip
+    result = import_data(settings)
+    assert result.split_method == "fraction" and result.val_fraction == 0.25
+    assert result.counts["val"] == {"0": 1, "1": 1, "2": 1}
+
+
 def test_ntu_exported_raw_to_pyskl_and_imported_equals_preprocess(reference_dir, tmp_path):
     raw = reference_dir / "ntu_prep" / "raw"
     preprocess(PreprocessSettings("ntu60", raw, tmp_path / "ref", workers=1))
@@ -409,7 +421,7 @@ def test_cli_import_error_is_one_line(tmp_path):
     assert "clip 'sit_01'" in lines[0] and "non-finite" in lines[0]
 
 
-def test_cli_import_split_by_column_and_skip(tmp_path):
+def test_cli_import_split_by_a_column_and_skip(tmp_path):
     _source(tmp_path, "csv", per_class=2)
     _plant_nan(tmp_path)
     labels = tmp_path / "labels.csv"
@@ -419,7 +431,7 @@ def test_cli_import_split_by_column_and_skip(tmp_path):
     labels.write_text("\n".join([f"{lines[0]},split", *rows]))
     args = ["import", "--from", "csv", str(tmp_path / "src"), "--layout", "coco17",
             "--labels", str(labels), "--out-dir", str(tmp_path / "out"),
-            "--split-by-column", "--on-error", "skip"]  # fmt: skip
+            "--split-by", "split", "--on-error", "skip"]  # fmt: skip
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "train 3, val 2 clips, 3 classes (split by column)" in done.output

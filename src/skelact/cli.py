@@ -196,12 +196,10 @@ def import_cmd(
     out_dir: Path = typer.Option(..., help="Pickles, classes.txt and import_report.json."),
     labels: Path | None = typer.Option(None, help="CSV clip,label[,split] (openpose, csv)."),
     classes: Path | None = typer.Option(None, help="Class names in index order, one a line."),
-    split_by_column: bool = typer.Option(
-        False,
-        "--split-by-column",
-        help="Splits from the labels' split column (npz, pyskl: their own splits).",
+    split_by: str | None = typer.Option(
+        None, help="Labels column with each clip's split (train/val); npz, pyskl keep theirs."
     ),
-    val_fraction: float | None = typer.Option(None, help="Stratified val share per class."),
+    val_fraction: float = typer.Option(0.2, help="Without --split-by: val share of each class."),
     seed: int = typer.Option(0, help="Seed of the --val-fraction draw."),
     on_error: str = typer.Option("fail", help="fail: stop at a bad clip; skip: report it."),
     normalise: str = typer.Option("body", help="body: centre + body size; image: frame size."),
@@ -215,7 +213,7 @@ def import_cmd(
 
     result = import_data(ImportSettings(
         fmt=fmt, src=src, layout=layout, out_dir=out_dir, labels=labels, classes=classes,
-        split_by_column=split_by_column, val_fraction=val_fraction, seed=seed,
+        split_by=split_by, val_fraction=val_fraction, seed=seed,
         on_error=on_error, normalise=normalise,  # type: ignore[arg-type]
         img_shape=parse_img_shape(img_shape) if img_shape else None, num_persons=num_persons,
         benchmark=benchmark,

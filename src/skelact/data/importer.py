@@ -79,10 +79,10 @@ class ImportDataError(SkelactError, ValueError):
 class ImportSettings:
     """Everything the stage needs; the CLI and the tests build the same object.
 
-    ``split_by_column``: take the split from the labels file's ``split`` column (openpose, csv)
-    or the source's own splits (npz, pyskl). ``val_fraction``: draw a stratified split per class
-    with ``seed`` instead. Neither: the ``split`` column when the labels file has one, the
-    source's splits for npz/pyskl, else ``val_fraction`` = 0.2.
+    The split: ``split_by`` names a column of the labels file whose values are ``train`` /
+    ``val``; without it, sources that carry their own split (npz, a PYSKL dict) keep it, and
+    anything else is split per class, ``val_fraction`` of each class to val, drawn with ``seed``
+    (the same fields as ``params.yaml``'s ``import`` section).
     """
 
     fmt: str
@@ -91,8 +91,8 @@ class ImportSettings:
     out_dir: Path
     labels: Path | None = None
     classes: Path | None = None
-    split_by_column: bool = False
-    val_fraction: float | None = None
+    split_by: str | None = None
+    val_fraction: float = DEFAULT_VAL_FRACTION
     seed: int = 0
     on_error: Literal["fail", "skip"] = "fail"
     normalise: Literal["body", "image"] = "body"
@@ -163,10 +163,13 @@ def _check_settings(settings: ImportSettings) -> None:
             f"--labels is required for {settings.fmt}: a CSV 'clip,label[,split]' naming each "
             "clip's class"
         )
-    if settings.split_by_column and settings.val_fraction is not None:
-        raise ImportDataError("give either --split-by-column or --val-fraction, not both")
+    if settings.split_by is not None and settings.labels is None:
+        raise ImportDataError(
+            f"--split-by {settings.split_by!r} names a column of the labels file; {settings.fmt} "
+            "sources keep their own split"
+        )
     fraction = settings.val_fraction
-    if fraction is not None and not 0 < fraction < 1:
+    if not 0 < fraction < 1:
         raise ImportDataError(f"--val-fraction {fraction}: must lie strictly between 0 and 1")
     if settings.on_error not in ("fail", "skip"):
         raise ImportDataError(f"--on-error {settings.on_error!r}: fail or skip")
@@ -199,7 +202,11 @@ class _LabelRow:
 
 
 def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
-    """``clip,label[,split]`` rows by clip name; a malformed file fails whatever ``on_error``."""
+    """``clip,label[,...]`` rows by clip name; a malformed file fails whatever ``on_error``.
+
+    Columns other than ``clip`` and ``label`` are allowed (a subject, a note, several candidate
+    splits); only the one ``split_by`` names is read, and its values must be train or val.
+    """
     path = Path(settings.labels)  # type: ignore[arg-type]
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -209,21 +216,29 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
     if not rows:
         raise ImportDataError(f"{path}: empty labels file; expected a header 'clip,label[,split]'")
     header = [h.strip() for h in rows[0]]
-    if header not in (["clip", "label"], ["clip", "label", "split"]):
+    missing = [k for k in ("clip", "label") if k not in header]
+    if missing or len(set(header)) != len(header):
         raise ImportDataError(
-            f"{path}: header {','.join(header)!r}; expected 'clip,label' or 'clip,label,split'"
+            f"{path}: header {','.join(header)!r}; expected the columns clip and label (once "
+            "each), e.g. 'clip,label,split'"
         )
-    has_split = len(header) == 3
-    if settings.split_by_column and not has_split:
-        raise ImportDataError(f"{path}: --split-by-column, but the labels file has no split column")
+    clip_col, label_col = header.index("clip"), header.index("label")
+    split_col = None
+    if settings.split_by is not None:
+        if settings.split_by not in header:
+            raise ImportDataError(
+                f"{path}: --split-by {settings.split_by!r}, but the labels file has no such column "
+                f"(columns: {', '.join(header)})"
+            )
+        split_col = header.index(settings.split_by)
     out: dict[str, _LabelRow] = {}
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ImportDataError(
                 f"{path}: line {line} has {len(row)} cells, expected {len(header)}"
             )
-        clip, label = row[0].strip(), row[1].strip()
-        split = row[2].strip() if has_split else None
+        clip, label = row[clip_col].strip(), row[label_col].strip()
+        split = row[split_col].strip() if split_col is not None else None
         if not clip or not label:
             raise ImportDataError(f"{path}: line {line}: empty clip or label")
         if clip in out:
@@ -232,7 +247,8 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
             )
         if split is not None and split not in SPLITS:
             raise ImportDataError(
-                f"{path}: line {line}: clip {clip!r} has split {split!r}; expected train or val"
+                f"{path}: line {line}: clip {clip!r} has {settings.split_by} {split!r}; expected "
+                "train or val"
             )
         out[clip] = _LabelRow(label, split, line)
     if not out:
@@ -520,24 +536,22 @@ def _splits(
     num_classes: int,
 ) -> tuple[str, dict[str, str]]:
     """``(method, split per clip name)``; an empty split is an error whatever ``on_error``."""
-    has_column = labels is not None and any(r.split is not None for r in labels.values())
-    if settings.val_fraction is not None:
-        method = "fraction"
-    elif settings.split_by_column or has_column or settings.fmt in LABELLED_FORMATS:
-        method = "column" if labels is not None else "source"
+    own = [k.split is not None for k in kept]
+    if settings.split_by is not None:
+        method = "column"
+    elif labels is None and all(own):
+        method = "source"
+    elif labels is None and any(own):
+        lacking = next(k.name for k in kept if k.split is None)
+        raise ImportDataError(
+            f"{settings.src}: clip {lacking!r} has no split but {sum(own)} others have one: "
+            "give every clip a split, or none (then --val-fraction splits them)"
+        )
     else:
         method = "fraction"
     if method == "fraction":
-        fraction = settings.val_fraction or DEFAULT_VAL_FRACTION
-        split_of = _stratified(kept, fraction, settings.seed, num_classes)
+        split_of = _stratified(kept, settings.val_fraction, settings.seed, num_classes)
     else:
-        where = settings.labels if method == "column" else settings.src
-        missing = [k.name for k in kept if k.split is None]
-        if missing:
-            raise ImportDataError(
-                f"{where}: clip {missing[0]!r} has no split ({len(missing)} clip(s) without one); "
-                "give every clip a split or use --val-fraction"
-            )
         split_of = {k.name: str(k.split) for k in kept}
     counts = Counter(split_of.values())
     for split in SPLITS:
@@ -601,7 +615,7 @@ def _result(
     counts = {s: dict.fromkeys(classes, 0) for s in SPLITS}
     for k in kept:
         counts[split_of[k.name]][classes[k.label]] += 1
-    fraction = (settings.val_fraction or DEFAULT_VAL_FRACTION) if method == "fraction" else None
+    fraction = settings.val_fraction if method == "fraction" else None
     return ImportResult(
         format=settings.fmt, src=str(settings.src), layout=layout.name, dims=int(state.dims or 0),
         scores=bool(state.scores), num_persons=settings.num_persons, normalise=settings.normalise,
