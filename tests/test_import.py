@@ -105,6 +105,9 @@ def test_3d_csv_import_loads_and_validates(tmp_path):
     val = load_annotations(out / "custom_3danno.pkl", split="custom_val")
     assert len(val) == 6
     assert validate_file(out / "custom" / "val.pkl").ok
+    _source(tmp_path, "openpose")  # the same out_dir, now 2-D: the 3-D PYSKL file goes
+    import_data(_settings(tmp_path))
+    assert (out / "custom_2danno.pkl").is_file() and not (out / "custom_3danno.pkl").exists()
 
 
 def test_split_column_and_class_list(tmp_path):

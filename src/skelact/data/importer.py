@@ -361,6 +361,8 @@ def _run(
                 for writer in writers:
                     writer.commit()
                 writers = []  # all in place: nothing to abort
+                other = 5 - result.dims  # a previous import of the other dimension: stale now
+                (out_dir / f"{BENCHMARK}_{other}danno.pkl").unlink(missing_ok=True)
     except BaseException:
         for writer in writers:
             writer.abort()
