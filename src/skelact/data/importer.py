@@ -184,14 +184,8 @@ def _check_settings(settings: ImportSettings) -> None:
 
 
 def _reader(fmt: str) -> Callable[..., Iterator[Clip | Dropped]]:
-    name = f"skelact.data.formats.{fmt}"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise ImportDataError(f"format {fmt}: its reader ({name}) is not installed") from None
-    return module.read_clips
+    """``skelact.data.formats.<fmt>.read_clips``, imported only for the format in use."""
+    return importlib.import_module(f"skelact.data.formats.{fmt}").read_clips
 
 
 @dataclass(frozen=True)
