@@ -213,6 +213,48 @@ def preprocess_cmd(
         )
 
 
+@app.command("import")
+def import_cmd(
+    src: Path = typer.Argument(..., help="A folder (openpose, csv) or a file (npz, pyskl)."),
+    fmt: str = typer.Option(..., "--from", help="openpose | csv | npz | pyskl."),
+    layout: str = typer.Option(..., help="Joint layout: a built-in name or a layout .yaml file."),
+    out_dir: Path = typer.Option(..., help="Pickles, classes.txt and import_report.json."),
+    labels: Path | None = typer.Option(None, help="CSV clip,label[,split] (openpose, csv)."),
+    classes: Path | None = typer.Option(None, help="Class names in index order, one a line."),
+    split_by_column: bool = typer.Option(
+        False,
+        "--split-by-column",
+        help="Splits from the labels' split column (npz, pyskl: their own splits).",
+    ),
+    val_fraction: float | None = typer.Option(None, help="Stratified val share per class."),
+    seed: int = typer.Option(0, help="Seed of the --val-fraction draw."),
+    on_error: str = typer.Option("fail", help="fail: stop at a bad clip; skip: report it."),
+    normalise: str = typer.Option("body", help="body: centre + body size; image: frame size."),
+    img_shape: str | None = typer.Option(None, help="Frame HEIGHTxWIDTH for --normalise image."),
+    num_persons: int = typer.Option(2, min=1, help="Persons per sample (most active first)."),
+    benchmark: str | None = typer.Option(None, help="pyskl: the <benchmark>_train/_val pair."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
+) -> None:
+    """Your own skeletons (OpenPose JSON, CSV, CTR-GCN npz, PYSKL) -> the project's pickles."""
+    from skelact.data.importer import ImportSettings, import_data, import_summary, parse_img_shape
+
+    result = import_data(ImportSettings(
+        fmt=fmt, src=src, layout=layout, out_dir=out_dir, labels=labels, classes=classes,
+        split_by_column=split_by_column, val_fraction=val_fraction, seed=seed,
+        on_error=on_error, normalise=normalise,  # type: ignore[arg-type]
+        img_shape=parse_img_shape(img_shape) if img_shape else None, num_persons=num_persons,
+        benchmark=benchmark,
+    ))  # fmt: skip
+    if not quiet:
+        typer.echo(import_summary(result))
+    if result.dropped:
+        typer.secho(
+            f"{len(result.dropped)} clips were dropped; reasons in {result.report_path}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+
 @app.command("validate")
 def validate_cmd(
     pkl: Path = typer.Argument(..., help="A preprocessed skeleton pickle (either format)."),

@@ -43,9 +43,15 @@ def motion_energy(keypoint: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 
 def order_by_energy(keypoint: np.ndarray, score: np.ndarray | None) -> np.ndarray:
-    """Person indices, most active first; equal energies keep their order (a stable sort)."""
-    energy = motion_energy(keypoint, present_joints(keypoint, score))
-    return np.argsort(-energy, kind="stable")
+    """Person indices, most active first.
+
+    Equal energies go by the number of present joints (so an empty person never precedes one
+    seen standing still), then keep their order.
+    """
+    present = present_joints(keypoint, score)
+    energy = motion_energy(keypoint, present)
+    seen = present.reshape(len(keypoint), -1).sum(axis=1)
+    return np.lexsort((np.arange(len(keypoint)), -seen, -energy))
 
 
 def match_tracks(
