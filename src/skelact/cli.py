@@ -105,26 +105,51 @@ def synth(
     frames_max: int | None = typer.Option(None, help="Longest sequence [synth.frames_max]."),
     noise: float | None = typer.Option(None, help="Joint noise std in metres [synth.noise]."),
     workers: int | None = typer.Option(None, help="Processes, 0 = all cores [synth.workers]."),
-    clean: bool = typer.Option(False, help="Delete other .skeleton files in --out-dir."),
+    clean: bool = typer.Option(False, help="Delete other .skeleton (or clip) files in --out-dir."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="Instead of .skeleton files: openpose, csv, npz or pyskl (with --layout, --dims).",
+    ),
+    layout: str | None = typer.Option(
+        None, help="With --format: coco17 (default), openpose25, mediapipe33 or ntu25."
+    ),
+    dims: int | None = typer.Option(
+        None, help="With --format: 2 (pixels + scores, default) or 3 (metres)."
+    ),
     params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Write synthetic NTU RGB+D .skeleton files (exact format, learnable classes, all splits)."""
+    """Write synthetic NTU RGB+D .skeleton files (exact format, learnable classes, all splits).
+
+    With --format, the same samples retargeted to --layout in an outside format instead.
+    """
     from skelact.config import synth_options
-    from skelact.data.synth import SynthSettings, synthesize
+    from skelact.data.synth import SynthError, SynthSettings, synthesize
 
     options = synth_options(_params(params), num_classes=num_classes, seed=seed, noise=noise,
                             samples_per_class=samples_per_class, frames_min=frames_min,
                             frames_max=frames_max, workers=workers)  # fmt: skip
     settings = SynthSettings(out_dir=out_dir, clean=clean, **options)
+    if fmt is None and (layout is not None or dims is not None):
+        raise SynthError("--layout and --dims need --format (without it synth writes NTU files)")
+
+    def run(progress: Any = None) -> Any:
+        if fmt is None:
+            return synthesize(settings, progress)
+        from skelact.data.synth.formats import FormatSettings, write_synthetic
+
+        chosen = FormatSettings(fmt, layout or "coco17", 2 if dims is None else dims)
+        return write_synthetic(settings, chosen, progress)
+
     if quiet:
-        result = synthesize(settings)
+        result = run()
     else:
         from skelact.progress import file_progress
 
         with file_progress("synth", transient=True) as bar:
             task = bar.add_task("synth", total=settings.num_classes * settings.samples_per_class)
-            result = synthesize(settings, lambda done, _total: bar.update(task, completed=done))
+            result = run(lambda done, _total: bar.update(task, completed=done))
         counts = ", ".join(f"{k} {v['train']}/{v['val']}" for k, v in result.split_counts.items())
         typer.echo(
             f"wrote {result.files_written} files ({result.bytes_written / 1e6:.1f} MB) to "

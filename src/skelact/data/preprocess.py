@@ -33,13 +33,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from skelact.atomic import remove_stale_temps
 from skelact.data import ntu
-from skelact.data.formats import Clip
-from skelact.data.formats.npz import NpzWriter
-from skelact.data.formats.pyskl import PysklWriter
 from skelact.data.pickle_stream import PickleListWriter
 from skelact.data.prep_parse import annotation, load_keypoint, open_pool, run_tasks
 from skelact.data.prep_plan import (
@@ -53,6 +50,12 @@ from skelact.data.raw_folder import PreprocessError
 from skelact.data.skeleton_file import SkeletonFormatError
 from skelact.errors import InterruptedRun
 from skelact.locking import output_lock
+
+if TYPE_CHECKING:  # imported where used: the default output never loads the formats package
+    from skelact.data.formats.npz import NpzWriter
+    from skelact.data.formats.pyskl import PysklWriter
+
+    Writer = PickleListWriter | PysklWriter | NpzWriter
 
 __all__ = [
     "FORMATS",
@@ -164,29 +167,31 @@ def preprocess(settings: PreprocessSettings) -> PreprocessResult:
         raise
 
 
-Writer = PickleListWriter | PysklWriter | NpzWriter
-
-
 def _writers(plan: Plan, settings: PreprocessSettings, out_dir: Path) -> dict[str, Writer]:
     """Output writers by key: a split (mmaction), a benchmark (npz) or 'all' (pyskl)."""
     if settings.format == "pyskl":
         final = out_dir / f"{plan.dataset}_3danno.pkl"
         if settings.raw:
+            from skelact.data.formats.pyskl import PysklWriter
+
             return {"all": PysklWriter(final, float16=settings.float16)}
         return {"all": PickleListWriter(final, wrap_dict_key="annotations")}
     if settings.format == "npz":
+        from skelact.data.formats.npz import NpzWriter
+
         classes = ntu.dataset_spec(plan.dataset).num_classes
         return {b: NpzWriter(out_dir / f"{b}.npz", num_classes=classes) for b in plan.benchmarks}
     return {key: PickleListWriter(out_dir / f"{key}.pkl") for key in plan.keys}
 
 
-def _finish(writer: Writer, splits: dict[str, list[str]]) -> None:
-    if isinstance(writer, PysklWriter):
-        writer.finish(splits)
-    elif isinstance(writer, NpzWriter):
+def _finish(writer: Writer, settings: PreprocessSettings, splits: dict[str, list[str]]) -> None:
+    """Close an output: the pyskl dict gets the splits (after its annotations)."""
+    if settings.format == "npz":
         writer.finish()
-    else:  # a pickled list: the pyskl dict gets the splits after its annotations
-        writer.finish({"split": splits} if writer.wrap is not None else None)
+    elif settings.format == "pyskl":
+        writer.finish(splits if settings.raw else {"split": splits})
+    else:
+        writer.finish(None)
 
 
 def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> PreprocessResult:
@@ -213,7 +218,7 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
             check_splits(plan, result.counts)  # skipped files may have emptied one
             splits = {k.replace("/", "_"): v for k, v in split_names.items()}
             for writer in outputs.values():
-                _finish(writer, splits)
+                _finish(writer, settings, splits)
             result.outputs = {key: str(w.final) for key, w in outputs.items()}
             writers.append(_report_writer(out_dir, settings, result, t0))
             with _signals_held():
@@ -246,6 +251,8 @@ def _consume(
     """Append every parsed sample to its outputs, in plan order; the sample names per split."""
     split_names: dict[str, list[str]] = {k: [] for k in plan.keys}
     mode = "raw" if settings.raw else "array" if settings.format == "npz" else "pickle"
+    if mode != "pickle":
+        from skelact.data.formats import Clip  # what the npz and PYSKL writers take
     for parsed in run_tasks(plan.tasks, pool, result.workers, mode):
         advance()
         name = plan.tasks[parsed.index].name
@@ -268,12 +275,10 @@ def _consume(
             elif settings.format == "npz":
                 bench, part = key.split("/")
                 outputs[bench].append(Clip(name, parsed.keypoint, label=label, split=part))
-        if settings.format == "pyskl":
-            writer = outputs["all"]
-            if isinstance(writer, PysklWriter):
-                writer.append(Clip(name, parsed.keypoint, label=label))
-            else:
-                writer.append(parsed.body)
+        if settings.format == "pyskl" and settings.raw:
+            outputs["all"].append(Clip(name, parsed.keypoint, label=label))
+        elif settings.format == "pyskl":
+            outputs["all"].append(parsed.body)
     return split_names
 
 
