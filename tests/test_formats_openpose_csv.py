@@ -234,3 +234,15 @@ def test_an_empty_person_is_never_ranked_before_a_still_one():
     kp = np.zeros((2, 3, 17, 2), np.float32)
     kp[1, :, :] = 5.0  # present, but no motion at all: energy 0, like the empty person 0
     np.testing.assert_array_equal(order_by_energy(kp, None), [1, 0])
+
+
+def test_a_short_lived_false_detection_never_becomes_body_0(tmp_path):
+    folder = tmp_path / "clip"
+    for t in range(20):
+        people = [_person(300 + 5 * t, 200)]
+        if 8 <= t < 11:  # a jumpy false positive for 3 frames: std 94 px against 29 px
+            people.insert(0, _person(900 - 200 * (t % 2), 50))
+        _frame(folder / f"clip_{t}.json", people)
+    (read,) = openpose.read_clips(tmp_path, COCO)
+    np.testing.assert_array_equal(read.keypoint[0, :, 0, 0], 300 + 5 * np.arange(20))
+    assert np.count_nonzero(read.keypoint[1, :, 0, 0]) == 3
