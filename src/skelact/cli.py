@@ -105,26 +105,51 @@ def synth(
     frames_max: int | None = typer.Option(None, help="Longest sequence [synth.frames_max]."),
     noise: float | None = typer.Option(None, help="Joint noise std in metres [synth.noise]."),
     workers: int | None = typer.Option(None, help="Processes, 0 = all cores [synth.workers]."),
-    clean: bool = typer.Option(False, help="Delete other .skeleton files in --out-dir."),
+    clean: bool = typer.Option(False, help="Delete other .skeleton (or clip) files in --out-dir."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="Instead of .skeleton files: openpose, csv, npz or pyskl (with --layout, --dims).",
+    ),
+    layout: str | None = typer.Option(
+        None, help="With --format: coco17 (default), openpose25, mediapipe33 or ntu25."
+    ),
+    dims: int | None = typer.Option(
+        None, help="With --format: 2 (pixels + scores, default) or 3 (metres)."
+    ),
     params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Write synthetic NTU RGB+D .skeleton files (exact format, learnable classes, all splits)."""
+    """Write synthetic NTU RGB+D .skeleton files (exact format, learnable classes, all splits).
+
+    With --format, the same samples retargeted to --layout in an outside format instead.
+    """
     from skelact.config import synth_options
-    from skelact.data.synth import SynthSettings, synthesize
+    from skelact.data.synth import SynthError, SynthSettings, synthesize
 
     options = synth_options(_params(params), num_classes=num_classes, seed=seed, noise=noise,
                             samples_per_class=samples_per_class, frames_min=frames_min,
                             frames_max=frames_max, workers=workers)  # fmt: skip
     settings = SynthSettings(out_dir=out_dir, clean=clean, **options)
+    if fmt is None and (layout is not None or dims is not None):
+        raise SynthError("--layout and --dims need --format (without it synth writes NTU files)")
+
+    def run(progress: Any = None) -> Any:
+        if fmt is None:
+            return synthesize(settings, progress)
+        from skelact.data.synth.formats import FormatSettings, write_synthetic
+
+        chosen = FormatSettings(fmt, layout or "coco17", 2 if dims is None else dims)
+        return write_synthetic(settings, chosen, progress)
+
     if quiet:
-        result = synthesize(settings)
+        result = run()
     else:
         from skelact.progress import file_progress
 
         with file_progress("synth", transient=True) as bar:
             task = bar.add_task("synth", total=settings.num_classes * settings.samples_per_class)
-            result = synthesize(settings, lambda done, _total: bar.update(task, completed=done))
+            result = run(lambda done, _total: bar.update(task, completed=done))
         counts = ", ".join(f"{k} {v['train']}/{v['val']}" for k, v in result.split_counts.items())
         typer.echo(
             f"wrote {result.files_written} files ({result.bytes_written / 1e6:.1f} MB) to "
@@ -142,8 +167,15 @@ def preprocess_cmd(
         None, help="Benchmark to write (repeatable; default: all of the dataset)."
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="mmaction: <bench>/{train,val}.pkl; pyskl: <dataset>_3danno.pkl."
+        None,
+        "--format",
+        help="mmaction: <bench>/{train,val}.pkl; pyskl: <dataset>_3danno.pkl; npz: <bench>.npz "
+        "(CTR-GCN/SGN layout).",
     ),
+    raw: bool = typer.Option(
+        False, "--raw", help="pyskl: coordinates as read (PYSKL's convention), not normalised."
+    ),
+    float16: bool = typer.Option(False, "--float16", help="pyskl --raw: float16 coordinates."),
     workers: int | None = typer.Option(None, help="Worker processes (0: all cores)."),
     on_error: str | None = typer.Option(None, help="fail: stop at a bad file; skip: report it."),
     missing_list: Path | None = typer.Option(None, help="Extra sample names to skip."),
@@ -166,7 +198,7 @@ def preprocess_cmd(
     result = preprocess(PreprocessSettings(
         **options, benchmarks=tuple(benchmark) if benchmark else None, missing_list=missing_list,
         default_missing_list=not no_default_missing_list, recursive=recursive,
-        progress=not quiet and sys.stderr.isatty(),
+        progress=not quiet and sys.stderr.isatty(), raw=raw, float16=float16,
     ))  # fmt: skip
     if not quiet:
         typer.echo(main_summary(result))
@@ -176,6 +208,46 @@ def preprocess_cmd(
     if result.skipped_bad:
         typer.secho(
             f"{len(result.skipped_bad)} bad files were skipped; reasons in {result.report_path}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+
+@app.command("import")
+def import_cmd(
+    src: Path = typer.Argument(..., help="A folder (openpose, csv) or a file (npz, pyskl)."),
+    fmt: str = typer.Option(..., "--from", help="openpose | csv | npz | pyskl."),
+    layout: str = typer.Option(..., help="Joint layout: a built-in name or a layout .yaml file."),
+    out_dir: Path = typer.Option(..., help="Pickles, classes.txt and import_report.json."),
+    labels: Path | None = typer.Option(None, help="CSV clip,label[,split] (openpose, csv)."),
+    classes: Path | None = typer.Option(None, help="Class names in index order, one a line."),
+    split_by: str | None = typer.Option(
+        None, help="Labels column with each clip's split (train/val); npz, pyskl keep theirs."
+    ),
+    val_fraction: float = typer.Option(0.2, help="Without --split-by: val share of each class."),
+    seed: int = typer.Option(0, help="Seed of the --val-fraction draw."),
+    on_error: str = typer.Option("fail", help="fail: stop at a bad clip; skip: report it."),
+    normalise: str = typer.Option("body", help="body: centre + body size; image: frame size."),
+    img_shape: str | None = typer.Option(None, help="Frame HEIGHTxWIDTH for --normalise image."),
+    num_persons: int = typer.Option(2, min=1, help="Persons per sample (most active first)."),
+    benchmark: str | None = typer.Option(None, help="pyskl: the <benchmark>_train/_val pair."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
+) -> None:
+    """Your own skeletons (OpenPose JSON, CSV, CTR-GCN npz, PYSKL) -> the project's pickles."""
+    from skelact.data.importer import ImportSettings, import_data, import_summary, parse_img_shape
+
+    result = import_data(ImportSettings(
+        fmt=fmt, src=src, layout=layout, out_dir=out_dir, labels=labels, classes=classes,
+        split_by=split_by, val_fraction=val_fraction, seed=seed,
+        on_error=on_error, normalise=normalise,  # type: ignore[arg-type]
+        img_shape=parse_img_shape(img_shape) if img_shape else None, num_persons=num_persons,
+        benchmark=benchmark,
+    ))  # fmt: skip
+    if not quiet:
+        typer.echo(import_summary(result))
+    if result.dropped:
+        typer.secho(
+            f"{len(result.dropped)} clips were dropped; reasons in {result.report_path}",
             fg=typer.colors.YELLOW,
             err=True,
         )

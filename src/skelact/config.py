@@ -152,7 +152,7 @@ class PreprocessParams(Settings):
 
     workers: NonNegInt = 0  # 0 = all cores
     on_error: Literal["fail", "skip"] = "fail"
-    format: Literal["mmaction", "pyskl"] = "mmaction"
+    format: Literal["mmaction", "pyskl", "npz"] = "mmaction"
 
 
 class EvaluateParams(Settings):

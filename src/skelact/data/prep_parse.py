@@ -2,7 +2,9 @@
 
 Files are processed in-process (one worker) or by a pool of worker processes in a bounded window
 of ordered chunks, so the output order (sorted by sample name) does not depend on ``workers`` and
-memory stays flat. A worker returns only the pickled sample and a few numbers.
+memory stays flat. A worker returns only the pickled sample and a few numbers, or, for the
+outputs that are not pickled lists (``mode`` ``'array'``: the pre-normalised keypoints for the
+npz; ``'raw'``: the selected bodies as read, for PYSKL's own convention), the keypoint array.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import pickle
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from skelact.data.prenorm import normalise_bodies
+from skelact.data.prenorm import normalise_bodies, select_bodies
 from skelact.data.prep_plan import Task
 from skelact.data.skeleton_file import SkeletonFormatError, line_of_largest, parse_skeleton
 
 IMG_SHAPE = (1080, 1920)  # what the reference writes; kept for drop-in compatibility
 PROTOCOL = 3  # no framing and explicit memo indices: pickled items can be concatenated safely
+
+#: What a worker returns per sample: the pickled annotation, or the (normalised / raw) keypoints.
+Mode = Literal["pickle", "array", "raw"]
 
 
 class Parsed(NamedTuple):
@@ -33,6 +38,7 @@ class Parsed(NamedTuple):
     nbytes: int
     frames: int
     empty: bool
+    keypoint: np.ndarray | None = None  # modes 'array' and 'raw' (body is then b"")
 
 
 def annotation(name: str, label: int, keypoint: np.ndarray) -> dict[str, Any]:
@@ -65,18 +71,33 @@ def load_keypoint(data: bytes, path: str | Path) -> np.ndarray:
     return keypoint
 
 
+def load_raw_keypoint(data: bytes, path: str | Path) -> np.ndarray:
+    """Raw file bytes -> the two selected bodies as read (camera space, metres), float32.
+
+    The bodies and their order are those the pre-normalisation starts from; a second body that
+    is all zero (a one-person sample) is dropped, so one-person samples have M = 1, as in PYSKL.
+    """
+    bodies = parse_skeleton(data, path)
+    with np.errstate(over="ignore"):
+        keypoint = select_bodies(bodies)
+    if not np.isfinite(keypoint).all():
+        line, value = line_of_largest(data, path)
+        raise SkeletonFormatError(path, line, f"coordinate {value:g} is too large for float32")
+    return keypoint if keypoint[1:].any() else keypoint[:1]
+
+
 def pickle_body(obj: Any) -> bytes:
     """``obj`` pickled without the protocol header and STOP: an item of a streamed list."""
     return pickle.dumps(obj, protocol=PROTOCOL)[2:-1]
 
 
-def _process_chunk(tasks: list[Task]) -> list[Parsed]:
-    """Worker: parse + normalise + pickle each file."""
+def _process_chunk(tasks: list[Task], mode: Mode = "pickle") -> list[Parsed]:
+    """Worker: parse + normalise + pickle each file (or return its keypoints, see `Mode`)."""
     out = []
     for index, path, name, label in tasks:
         try:
             data = Path(path).read_bytes()
-            keypoint = load_keypoint(data, path)
+            keypoint = load_raw_keypoint(data, path) if mode == "raw" else load_keypoint(data, path)
         except SkeletonFormatError as exc:
             out.append(Parsed(index, None, str(exc), 0, 0, False))
             continue
@@ -84,8 +105,12 @@ def _process_chunk(tasks: list[Task]) -> list[Parsed]:
             reason = f"{path}: cannot read file: {exc.strerror or exc}"
             out.append(Parsed(index, None, reason, 0, 0, False))
             continue
-        body = pickle_body(annotation(name, label, keypoint))
-        out.append(Parsed(index, body, "", len(data), keypoint.shape[1], not keypoint.any()))
+        frames, empty = keypoint.shape[1], not keypoint.any()
+        if mode == "pickle":
+            body = pickle_body(annotation(name, label, keypoint))
+            out.append(Parsed(index, body, "", len(data), frames, empty))
+        else:
+            out.append(Parsed(index, b"", "", len(data), frames, empty, keypoint))
     return out
 
 
@@ -113,22 +138,22 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def run_tasks(tasks: list[Task], pool, workers: int) -> Iterator[Parsed]:
+def run_tasks(tasks: list[Task], pool, workers: int, mode: Mode = "pickle") -> Iterator[Parsed]:
     """Results in task order, with a bounded number of chunks in flight (flat memory)."""
     chunk = max(1, min(16, len(tasks) // (workers * 4) or 1))
     if pool is None:
         for part in _chunks(tasks, chunk):
-            yield from _process_chunk(part)
+            yield from _process_chunk(part, mode)
         return
     pending: collections.deque = collections.deque()
     parts = _chunks(tasks, chunk)
     for part in parts:
-        pending.append(pool.apply_async(_process_chunk, (part,)))
+        pending.append(pool.apply_async(_process_chunk, (part, mode)))
         if len(pending) >= 3 * workers:
             break
     while pending:
         results = pending.popleft().get()
         for part in parts:
-            pending.append(pool.apply_async(_process_chunk, (part,)))
+            pending.append(pool.apply_async(_process_chunk, (part, mode)))
             break
         yield from results

@@ -19,7 +19,9 @@ from skelact.data.raw_folder import PreprocessError, RawListing, list_raw_dir
 if TYPE_CHECKING:
     from skelact.data.preprocess import PreprocessSettings
 
-FORMATS = ("mmaction", "pyskl")
+#: mmaction: ``<bench>/{train,val}.pkl``; pyskl: ``<dataset>_3danno.pkl`` (pre-normalised, or
+#: with ``raw`` the coordinates as read); npz: ``<bench>.npz`` (CTR-GCN / SGN layout).
+FORMATS = ("mmaction", "pyskl", "npz")
 
 
 class Task(NamedTuple):
@@ -68,6 +70,10 @@ def make_plan(settings: PreprocessSettings) -> Plan:
         raise PreprocessError(str(exc)) from None
     if settings.format not in FORMATS:
         raise PreprocessError(f"unknown format {settings.format!r}; choose from {FORMATS}")
+    if settings.raw and settings.format != "pyskl":
+        raise PreprocessError("raw coordinates (--raw) are written only with --format pyskl")
+    if settings.float16 and not (settings.raw and settings.format == "pyskl"):
+        raise PreprocessError("--float16 is an option of --format pyskl --raw only")
     if settings.on_error not in ("fail", "skip"):
         raise PreprocessError(f"on_error must be 'fail' or 'skip', got {settings.on_error!r}")
     skip_bad = settings.on_error == "skip"

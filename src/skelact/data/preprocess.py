@@ -1,5 +1,14 @@
 """The ``preprocess`` stage: a folder of raw NTU ``.skeleton`` files -> per-benchmark pickles.
 
+Output formats (``format``): ``mmaction`` (default), ``<bench>/{train,val}.pkl`` of
+pre-normalised samples; ``pyskl``, one ``<dataset>_3danno.pkl`` with the same samples and a
+``split`` dict (``xsub_train``, ...); with ``raw=True`` that file instead holds PYSKL's own
+convention: the two selected bodies as read from the files (camera space, metres, not
+pre-normalised; M = 1 for one-person samples; float16 with ``float16=True``), for PYSKL's own
+``PreNormalize3D``; ``npz``, one ``<bench>.npz`` per benchmark in the CTR-GCN / SGN layout
+(pre-normalised samples zero-padded to 300 frames and 2 persons, one-hot labels over the
+dataset's classes), as CTR-GCN's own NTU files hold.
+
 Three steps, one module each: :mod:`~skelact.data.prep_plan` decides which file goes where and
 checks everything that needs no sample; :mod:`~skelact.data.prep_parse` reads, parses and
 normalises every file once, whatever the number of benchmarks (the reference reads each file
@@ -24,7 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from skelact.atomic import remove_stale_temps
 from skelact.data import ntu
@@ -41,6 +50,12 @@ from skelact.data.raw_folder import PreprocessError
 from skelact.data.skeleton_file import SkeletonFormatError
 from skelact.errors import InterruptedRun
 from skelact.locking import output_lock
+
+if TYPE_CHECKING:  # imported where used: the default output never loads the formats package
+    from skelact.data.formats.npz import NpzWriter
+    from skelact.data.formats.pyskl import PysklWriter
+
+    Writer = PickleListWriter | PysklWriter | NpzWriter
 
 __all__ = [
     "FORMATS",
@@ -64,7 +79,9 @@ class PreprocessSettings:
     raw_dir: Path
     out_dir: Path
     benchmarks: tuple[str, ...] | None = None  # None: all benchmarks of the dataset
-    format: Literal["mmaction", "pyskl"] = "mmaction"
+    format: Literal["mmaction", "pyskl", "npz"] = "mmaction"
+    raw: bool = False  # pyskl only: coordinates as read (PYSKL's convention), not pre-normalised
+    float16: bool = False  # pyskl raw only: float16 coordinates, as PYSKL's files store them
     workers: int | None = None  # None: all usable cores
     on_error: Literal["fail", "skip"] = "fail"
     missing_list: Path | None = None  # extra samples to skip, on top of the dataset's list
@@ -150,11 +167,31 @@ def preprocess(settings: PreprocessSettings) -> PreprocessResult:
         raise
 
 
-def _writers(plan: Plan, fmt: str, out_dir: Path) -> dict[str, PickleListWriter]:
-    if fmt == "pyskl":
+def _writers(plan: Plan, settings: PreprocessSettings, out_dir: Path) -> dict[str, Writer]:
+    """Output writers by key: a split (mmaction), a benchmark (npz) or 'all' (pyskl)."""
+    if settings.format == "pyskl":
         final = out_dir / f"{plan.dataset}_3danno.pkl"
+        if settings.raw:
+            from skelact.data.formats.pyskl import PysklWriter
+
+            return {"all": PysklWriter(final, float16=settings.float16)}
         return {"all": PickleListWriter(final, wrap_dict_key="annotations")}
+    if settings.format == "npz":
+        from skelact.data.formats.npz import NpzWriter
+
+        classes = ntu.dataset_spec(plan.dataset).num_classes
+        return {b: NpzWriter(out_dir / f"{b}.npz", num_classes=classes) for b in plan.benchmarks}
     return {key: PickleListWriter(out_dir / f"{key}.pkl") for key in plan.keys}
+
+
+def _finish(writer: Writer, settings: PreprocessSettings, splits: dict[str, list[str]]) -> None:
+    """Close an output: the pyskl dict gets the splits (after its annotations)."""
+    if settings.format == "npz":
+        writer.finish()
+    elif settings.format == "pyskl":
+        writer.finish(splits if settings.raw else {"split": splits})
+    else:
+        writer.finish(None)
 
 
 def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> PreprocessResult:
@@ -169,19 +206,19 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
         ignored_other_files=plan.listing.other, bytes_read=0, workers=workers, elapsed_s=0.0,
         ignored_in_subfolders=plan.listing.in_subfolders,
     )  # fmt: skip
-    writers: list[PickleListWriter | _ReportWriter] = []
+    writers: list[Writer | _ReportWriter] = []
     pool = open_pool(workers)  # before the progress bar's thread exists, and before the handler
     try:
         with _signals_raise() as stage:
-            outputs = _writers(plan, settings.format, out_dir)
+            outputs = _writers(plan, settings, out_dir)
             writers += outputs.values()
             with _progress(settings.progress, len(plan.tasks)) as advance:
                 split_names = _consume(plan, settings, result, outputs, pool, advance)
             result.counts = {k: len(v) for k, v in split_names.items()}
             check_splits(plan, result.counts)  # skipped files may have emptied one
-            extra = {"split": {k.replace("/", "_"): v for k, v in split_names.items()}}
+            splits = {k.replace("/", "_"): v for k, v in split_names.items()}
             for writer in outputs.values():
-                writer.finish(extra if settings.format == "pyskl" else None)
+                _finish(writer, settings, splits)
             result.outputs = {key: str(w.final) for key, w in outputs.items()}
             writers.append(_report_writer(out_dir, settings, result, t0))
             with _signals_held():
@@ -207,13 +244,16 @@ def _consume(
     plan: Plan,
     settings: PreprocessSettings,
     result: PreprocessResult,
-    outputs: dict[str, PickleListWriter],
+    outputs: dict[str, Writer],
     pool: Any,
     advance: Any,
 ) -> dict[str, list[str]]:
     """Append every parsed sample to its outputs, in plan order; the sample names per split."""
     split_names: dict[str, list[str]] = {k: [] for k in plan.keys}
-    for parsed in run_tasks(plan.tasks, pool, result.workers):
+    mode = "raw" if settings.raw else "array" if settings.format == "npz" else "pickle"
+    if mode != "pickle":
+        from skelact.data.formats import Clip  # what the npz and PYSKL writers take
+    for parsed in run_tasks(plan.tasks, pool, result.workers, mode):
         advance()
         name = plan.tasks[parsed.index].name
         if parsed.body is None:
@@ -227,11 +267,17 @@ def _consume(
         result.max_frames = max(result.max_frames, parsed.frames)
         if parsed.empty:
             result.empty_samples.append(name)
+        label = plan.tasks[parsed.index].label
         for key in plan.outputs[parsed.index]:
             split_names[key].append(name)
             if settings.format == "mmaction":
                 outputs[key].append(parsed.body)
-        if settings.format == "pyskl":
+            elif settings.format == "npz":
+                bench, part = key.split("/")
+                outputs[bench].append(Clip(name, parsed.keypoint, label=label, split=part))
+        if settings.format == "pyskl" and settings.raw:
+            outputs["all"].append(Clip(name, parsed.keypoint, label=label))
+        elif settings.format == "pyskl":
             outputs["all"].append(parsed.body)
     return split_names
 
@@ -276,6 +322,7 @@ def _report_writer(
     result.elapsed_s = time.perf_counter() - t0
     payload = asdict(result)
     payload["raw_dir"] = str(settings.raw_dir)
+    payload["raw"], payload["float16"] = settings.raw, settings.float16
     payload["num_empty_samples"] = len(result.empty_samples)
     payload["num_skipped_bad"] = len(result.skipped_bad)
     payload["files_per_s"] = round(result.files_per_s, 2)

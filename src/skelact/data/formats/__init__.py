@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Clip", "FormatError", "FORMATS"]
+__all__ = ["Clip", "Dropped", "FormatError", "FORMATS"]
 
 from skelact.errors import SkelactError
 
@@ -50,3 +50,11 @@ class Clip:
     @property
     def num_frames(self) -> int:
         return int(self.keypoint.shape[1])
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A clip a reader could not turn into a :class:`Clip`; the importer fails or reports it."""
+
+    name: str
+    reason: str

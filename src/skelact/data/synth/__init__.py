@@ -25,7 +25,9 @@ Every file depends only on (seed, action, sample index), so generation is determ
 
 One module per step, in the order a sample is made: `plan` (names and splits), `motions` (class
 programs that name joints), `kinematics` (forward kinematics), `bodies` (performers, scene,
-clutter), `writer` (the text format) and `stage` (`synthesize`).
+clutter), `writer` (the text format) and `stage` (`synthesize`). The same samples in other
+layouts and formats (``skelact synth --format``): `retarget` (NTU joints -> coco17, openpose25,
+mediapipe33) and `formats` (2-D projection with scores, the outside-format writers).
 """
 
 from skelact.data.synth.plan import SynthError

@@ -63,15 +63,20 @@ def _make_file(args: tuple[SampleSpec, SynthSettings]) -> int:
     return len(data)
 
 
+def check_settings(s: SynthSettings) -> None:
+    """The checks every synth output needs before anything is planned or written."""
+    if not 2 <= s.frames_min <= s.frames_max:
+        raise SynthError(f"need 2 <= frames_min <= frames_max, got {s.frames_min}, {s.frames_max}")
+    if s.noise < 0:
+        raise SynthError(f"noise must be >= 0, got {s.noise}")
+
+
 def synthesize(
     settings: SynthSettings, progress: Callable[[int, int], None] | None = None
 ) -> SynthResult:
     """Write the synthetic data set; ``progress(done, total)`` is called after each file."""
     s = settings
-    if not 2 <= s.frames_min <= s.frames_max:
-        raise SynthError(f"need 2 <= frames_min <= frames_max, got {s.frames_min}, {s.frames_max}")
-    if s.noise < 0:
-        raise SynthError(f"noise must be >= 0, got {s.noise}")
+    check_settings(s)
     start = time.perf_counter()
     specs = plan_samples(s.num_classes, s.samples_per_class, s.seed)
     out = Path(s.out_dir)
