@@ -33,6 +33,7 @@ from skelact.models import (
     model_options,
 )
 from skelact.models.checkpoint import read_checkpoint, save_own_checkpoint
+from skelact.models.complexity import model_complexity
 from skelact.models.graph import layout_adjacency
 
 CLIP_LEN = 16  # the shortest clip every model takes (HCN's flatten needs 16 frames)
@@ -169,6 +170,12 @@ def test_checkpoint_of_a_user_layout_rebuilds_without_its_file(
         build_from_checkpoint(own, layout="coco17")
 
 
+def test_complexity_counts_the_layouts_input() -> None:
+    row = model_complexity("hcn", layout="coco17", in_channels=2, num_classes=NUM_CLASSES)
+    assert row["input_shape"] == [1, 2, 64, 17, 2]
+    assert row["params"] < model_complexity("hcn", num_classes=NUM_CLASSES)["params"]
+
+
 def test_checkpoint_from_before_layouts_is_ntu(tmp_path: Path) -> None:
     model = build_model("hcn", num_classes=NUM_CLASSES)
     path = save_own_checkpoint(model, tmp_path / "old.pt")
@@ -206,9 +213,8 @@ def test_metadata_checks_the_joint_count_of_built_in_layouts() -> None:
     check_layout("rig6", 6, "m.onnx")  # a user layout: its count is all there is to record
     with pytest.raises(DeployError, match="m.onnx: model expects layout 'coco17' with 25 joints"):
         check_layout("coco17", 25, "m.onnx")
-    ntu = ModelInfo("hcn", ("a", "b"), 64, 0.9)
-    require_ntu_input(ntu, "m.onnx")
-    with pytest.raises(DeployError, match="with 4 input channels"):
-        require_ntu_input(ModelInfo("hcn", ("a", "b"), 64, 0.9, in_channels=4), "m.onnx")
+    require_ntu_input("ntu25", 3, "m.onnx")
+    with pytest.raises(DeployError, match="m.onnx: raw NTU .* 'ntu25' with 4 input channels"):
+        require_ntu_input("ntu25", 4, "m.onnx")
     props = ModelInfo("hcn", ("a", "b"), 64, 0.9, num_joints=6, layout="rig6").to_props()
     assert ModelInfo.from_props(props, "m.onnx").layout == "rig6"

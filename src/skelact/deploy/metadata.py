@@ -127,18 +127,19 @@ def check_layout(layout: str, num_joints: int, where: str | Path) -> None:
         )
 
 
-def require_ntu_input(info: ModelInfo, where: str | Path) -> None:
-    """Refuse a model that raw NTU ``.skeleton`` input cannot feed.
+def require_ntu_input(layout: str, in_channels: int, where: str | Path) -> None:
+    """Refuse a model (its ``layout`` and ``in_channels``) that raw NTU ``.skeleton`` input
+    cannot feed.
 
     The raw readers and NTU's pre-normalisation produce 3-D ``ntu25`` skeletons only; another
     layout's model would get joints it was not trained on (or fail on the shape), so predicting
     or streaming NTU files with it is refused up front.
     """
-    if info.layout != LAYOUT or info.in_channels != NTU_CHANNELS:
+    if layout != LAYOUT or in_channels != NTU_CHANNELS:
         raise DeployError(
             f"{where}: raw NTU .skeleton input is layout {LAYOUT!r} with {NTU_CHANNELS} "
-            f"coordinates, but this model expects layout {info.layout!r} with "
-            f"{info.in_channels} input channels; give it skeletons of its own layout instead"
+            f"coordinates, but this model expects layout {layout!r} with {in_channels} input "
+            "channels; give it skeletons of its own layout instead"
         )
 
 

@@ -124,7 +124,7 @@ def predict_file_onnx(
     from skelact.engine.predict import Prediction
 
     model = onnx if isinstance(onnx, OnnxModel) else OnnxModel(onnx, threads)
-    require_ntu_input(model.info, model.path)
+    require_ntu_input(model.info.layout, model.info.in_channels, model.path)
     ann = load_sample(path)
     probs = classify(model, ann["keypoint"])
     names = model.info.class_names

@@ -167,7 +167,8 @@ def stream(
     """Results per window; ``smooth`` = weight of the past in an EMA of the probabilities."""
     if not 0.0 <= smooth < 1.0:
         raise DeployError(f"--smooth must be in [0, 1), got {smooth}")
-    require_ntu_input(model.info, getattr(model, "path", model.info.model))
+    info = model.info
+    require_ntu_input(info.layout, info.in_channels, getattr(model, "path", info.model))
     names = model.info.class_names
     average: np.ndarray | None = None
     for start, end, block in windows(frames, window, stride):
