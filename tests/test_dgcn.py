@@ -84,6 +84,7 @@ def test_spec_records_build_options() -> None:
             "num_joints": 25,
             "num_persons": 2,
             "in_channels": 3,
+            "layout": "ntu25",
             "alpha": 0.5,
             "lambda_": 0.3,
         },
@@ -121,7 +122,9 @@ def test_one_person_input() -> None:
 
 
 def test_rejects_bad_options() -> None:
-    with pytest.raises(ModelError, match=r"num_joints=17 needs that layout .*skeleton\.py"):
+    with pytest.raises(
+        ModelError, match=r"layout 'ntu25' \(25 joints\), so num_joints=17 does not fit"
+    ):
         build_dgcn(num_joints=17)
     with pytest.raises(ValueError, match="clip_len"):
         build_dgcn(clip_len=30)

@@ -182,6 +182,7 @@ def test_spec_records_resolved_options() -> None:
             "num_joints": 25,
             "num_persons": 2,
             "in_channels": 3,
+            "layout": "ntu25",
             "groups": [10, 6],
             "squeeze_factor": 2,
             "dropout": 0.5,

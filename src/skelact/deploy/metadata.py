@@ -3,7 +3,9 @@
 Why: the file alone must be enough to serve the model -- which classes the outputs are, which
 joint layout and clip length it expects, and how the training code sampled validation clips --
 so that a deployment cannot silently feed it differently prepared skeletons. Values are strings
-(an ONNX rule); lists are JSON.
+(an ONNX rule); lists are JSON. ``layout`` is the name of the joint layout the model was trained
+on (a built-in such as ``ntu25`` or ``coco17``, or a user layout file's ``name``) and
+``num_joints`` its joint count, both from the checkpoint.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skelact.errors import SkelactError
-from skelact.layouts import NTU25
+from skelact.layouts import BUILTIN_LAYOUTS, NTU25, get_layout
 
 NUM_JOINTS = NTU25.num_joints
+#: Coordinates per joint of the raw NTU input (Kinect 3-D, no score channel).
+NTU_CHANNELS = 3
 
 #: Bumped when keys change meaning; the runtime refuses files of another version.
 METADATA_VERSION = "1"
-#: The joint layout the project's readers and pre-normalisation produce.
-LAYOUT = f"ntu{NUM_JOINTS}"
+#: The joint layout the raw NTU ``.skeleton`` reader and its pre-normalisation produce (and the
+#: layout of models from before layouts were recorded).
+LAYOUT = NTU25.name
 INPUT_NAME = "skeleton"
 OUTPUT_NAME = "logits"
 PREFIX = "skelact."
@@ -106,12 +111,36 @@ class ModelInfo:
         if info.num_classes != num_classes:
             raise DeployError(f"{path}: {info.num_classes} class names for "
                               f"{get('num_classes')} classes")  # fmt: skip
-        if info.layout != LAYOUT or info.num_joints != NUM_JOINTS:
-            raise DeployError(
-                f"{path}: model expects layout {info.layout!r} ({info.num_joints} joints), this "
-                f"skelact prepares {LAYOUT!r} ({NUM_JOINTS} joints)"
-            )
+        check_layout(info.layout, info.num_joints, path)
         return info
+
+
+def check_layout(layout: str, num_joints: int, where: str | Path) -> None:
+    """Refuse a joint count that contradicts a built-in layout's (the input cannot be prepared).
+
+    A user layout's name says nothing this skelact can check, so only its count is recorded.
+    """
+    if layout in BUILTIN_LAYOUTS and get_layout(layout).num_joints != num_joints:
+        raise DeployError(
+            f"{where}: model expects layout {layout!r} with {num_joints} joints, but that layout "
+            f"has {get_layout(layout).num_joints}"
+        )
+
+
+def require_ntu_input(layout: str, in_channels: int, where: str | Path) -> None:
+    """Refuse a model (its ``layout`` and ``in_channels``) that raw NTU ``.skeleton`` input
+    cannot feed.
+
+    The raw readers and NTU's pre-normalisation produce 3-D ``ntu25`` skeletons only; another
+    layout's model would get joints it was not trained on (or fail on the shape), so predicting
+    or streaming NTU files with it is refused up front.
+    """
+    if layout != LAYOUT or in_channels != NTU_CHANNELS:
+        raise DeployError(
+            f"{where}: raw NTU .skeleton input is layout {LAYOUT!r} with {NTU_CHANNELS} "
+            f"coordinates, but this model expects layout {layout!r} with {in_channels} input "
+            "channels; give it skeletons of its own layout instead"
+        )
 
 
 def read_export_metrics(path: str | Path) -> dict | None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from skelact.data.sampling import val_clip
-from skelact.deploy.metadata import INPUT_NAME, DeployError, ModelInfo
+from skelact.deploy.metadata import INPUT_NAME, DeployError, ModelInfo, require_ntu_input
 
 if TYPE_CHECKING:
     from skelact.engine.predict import Prediction
@@ -116,11 +116,15 @@ def predict_file_onnx(
     path: str | Path, onnx: str | Path | OnnxModel, *, top_k_classes: int = 5,
     threads: int | None = None,
 ) -> Prediction:  # fmt: skip
-    """``skelact predict FILE --onnx MODEL``: the torch path's result, computed without torch."""
+    """``skelact predict FILE --onnx MODEL``: the torch path's result, computed without torch.
+
+    ``FILE`` is a raw NTU ``.skeleton`` file, so the model must be an ``ntu25`` 3-D one.
+    """
     from skelact.data.preprocess import load_sample
     from skelact.engine.predict import Prediction
 
     model = onnx if isinstance(onnx, OnnxModel) else OnnxModel(onnx, threads)
+    require_ntu_input(model.info.layout, model.info.in_channels, model.path)
     ann = load_sample(path)
     probs = classify(model, ann["keypoint"])
     names = model.info.class_names

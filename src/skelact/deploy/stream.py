@@ -15,6 +15,9 @@ order they are listed, the first ``MAX_KINECT_BODIES`` of a frame, as in a ``.sk
 Windows are emitted when their last frame arrives; a stream shorter than one window gives one
 window over all its frames at the end. A malformed line is reported (with its line number) and
 skipped, or stops the stream with ``strict``. Never imports torch (the backend may).
+
+Both sources are NTU's Kinect skeletons (25 joints, 3-D), so a model trained on another layout
+(or with a score channel) is refused before the first frame is read.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from skelact.data.prenorm import normalise_bodies
 from skelact.data.skeleton_file import MAX_KINECT_BODIES, read_skeleton
-from skelact.deploy.metadata import DeployError
+from skelact.deploy.metadata import DeployError, require_ntu_input
 from skelact.deploy.runtime import Backend, classify, top_k
 from skelact.layouts import NTU25
 
@@ -164,6 +167,8 @@ def stream(
     """Results per window; ``smooth`` = weight of the past in an EMA of the probabilities."""
     if not 0.0 <= smooth < 1.0:
         raise DeployError(f"--smooth must be in [0, 1), got {smooth}")
+    info = model.info
+    require_ntu_input(info.layout, info.in_channels, getattr(model, "path", info.model))
     names = model.info.class_names
     average: np.ndarray | None = None
     for start, end, block in windows(frames, window, stride):

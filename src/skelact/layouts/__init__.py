@@ -42,7 +42,9 @@ __all__ = [
     "Layout",
     "LayoutError",
     "get_layout",
+    "is_builtin",
     "layout_from_dict",
+    "layout_to_dict",
     "load_layout",
 ]
 
@@ -195,6 +197,35 @@ def layout_from_dict(raw: Any, where: str = "layout") -> Layout:
         left_right = _pairs_by_name(joints)
     align = _alignment(raw.get("align"), where, pair, joint)
     return Layout(name.strip(), tuple(joints), center, bones, left_right, align, source=where)
+
+
+def layout_to_dict(layout: Layout) -> dict[str, Any]:
+    """The YAML mapping of ``layout`` (joints by name), which :func:`layout_from_dict` reads back.
+
+    Why: a model trained on a user's layout file must be rebuildable where that file is absent,
+    so checkpoints keep this plain-data copy (lists and strings only: it survives
+    ``torch.load(weights_only=True)``, JSON and YAML alike).
+    """
+    names = layout.joints
+    out: dict[str, Any] = {
+        "name": layout.name,
+        "joints": list(names),
+        "center": names[layout.center],
+        "bones": [[names[c], names[p]] for c, p in layout.bones],
+        "left_right": [[names[a], names[b]] for a, b in layout.left_right],
+    }
+    if layout.align is not None:
+        out["align"] = {
+            "origin": names[layout.align.origin],
+            "spine": [names[j] for j in layout.align.spine],
+            "shoulders": [names[j] for j in layout.align.shoulders],
+        }
+    return out
+
+
+def is_builtin(layout: Layout) -> bool:
+    """Whether ``layout`` is exactly the built-in of its name (so the name alone rebuilds it)."""
+    return layout.name in BUILTIN_LAYOUTS and _builtin(layout.name) == layout
 
 
 def _check_tree(

@@ -17,6 +17,7 @@ from torch import nn
 from skelact.models import tscnn, hcn, tacnn, dgcn  # noqa: F401
 
 # isort: on
+from skelact.layouts import NTU25, is_builtin, layout_to_dict
 from skelact.models.checkpoint import (
     CheckpointError,
     build_from_checkpoint,
@@ -26,11 +27,20 @@ from skelact.models.checkpoint import (
     reference_key_map,
     to_mmaction_state_dict,
 )
-from skelact.models.registry import DIM_NAMES, Dims, ModelError, entry, model_names
+from skelact.models.registry import (
+    DIM_NAMES,
+    Dims,
+    LayoutLike,
+    ModelError,
+    entry,
+    model_names,
+    resolve_layout,
+)
 
 __all__ = [
     "MODEL_NAMES",
     "CheckpointError",
+    "LayoutLike",
     "ModelError",
     "build_from_checkpoint",
     "build_model",
@@ -40,6 +50,7 @@ __all__ = [
     "load_checkpoint",
     "model_options",
     "reference_key_map",
+    "resolve_layout",
     "to_mmaction_state_dict",
 ]
 
@@ -66,14 +77,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_model(name: str, *, clip_len: int | None = None, **options: Any) -> nn.Module:
+def build_model(
+    name: str,
+    *,
+    clip_len: int | None = None,
+    layout: LayoutLike = NTU25.name,
+    num_joints: int | None = None,
+    **options: Any,
+) -> nn.Module:
     """Build recognizer ``name`` with the reference initialisation.
 
-    ``options`` are the shared sizes (``num_classes``, ``num_joints``, ``num_persons``,
-    ``in_channels``; ``clip_len=None`` means :func:`default_clip_len`) and the model's own
-    options (:func:`model_options`). An unknown option raises :class:`ModelError` (a typo must
-    not silently train the default model). The result carries ``skelact_spec = {'name',
-    'options'}`` with every option resolved, so checkpoints can rebuild it.
+    ``options`` are the shared sizes (``num_classes``, ``num_persons``, ``in_channels``: 2 or 3
+    coordinates, plus one for a score channel) and the model's own options
+    (:func:`model_options`). ``clip_len=None`` means :func:`default_clip_len`; ``layout`` is a
+    built-in name, a layout YAML path, a layout mapping or a ``Layout``, and ``num_joints=None``
+    means its joint count (DGCN refuses any other; the CNNs only need the count). An unknown
+    option raises :class:`ModelError` (a typo must not silently train the default model).
+
+    The result carries ``skelact_spec = {'name', 'options'}`` with every option resolved
+    (``options['layout']`` is the layout's name), so checkpoints can rebuild it. A layout that is
+    not exactly a built-in (a user's file) is also kept whole as ``skelact_spec['layout']``
+    (:func:`skelact.layouts.layout_to_dict`), so the model rebuilds where that file is absent.
     """
     spec = entry(name)
     unknown = sorted(k for k in options if k not in DIM_NAMES and k not in spec.options)
@@ -82,12 +106,17 @@ def build_model(name: str, *, clip_len: int | None = None, **options: Any) -> nn
         raise ModelError(
             f"unknown option(s) for model {name!r}: {', '.join(unknown)} (accepted: {accepted})"
         )
+    skeleton = resolve_layout(layout)
     dims = Dims(
         clip_len=spec.clip_len if clip_len is None else clip_len,
+        num_joints=skeleton.num_joints if num_joints is None else num_joints,
+        layout=skeleton,
         **{k: v for k, v in options.items() if k in DIM_NAMES},
     )
     own = {**spec.options, **{k: v for k, v in options.items() if k in spec.options}}
     model = spec.builder(dims, **own)
-    resolved = {k: getattr(dims, k) for k in DIM_NAMES}
+    resolved = {k: getattr(dims, k) for k in DIM_NAMES} | {"layout": skeleton.name}
     model.skelact_spec = {"name": name, "options": _plain({**resolved, **own})}
+    if not is_builtin(skeleton):
+        model.skelact_spec["layout"] = layout_to_dict(skeleton)
     return model

@@ -28,6 +28,8 @@ OWN_FORMAT_VERSION = 1
 #: Keys of an exported SkelAct/MMAction2 checkpoint's ``meta`` that let it load without a name.
 META_MODEL = "skelact_model"
 META_OPTIONS = "skelact_options"
+#: The whole layout of a model whose layout is not a built-in (a user's file), in ``meta`` too.
+META_LAYOUT = "skelact_layout"
 _MAX_LISTED = 12
 
 
@@ -255,7 +257,7 @@ def build_from_loaded(
         if name is not None and name != spec["name"]:
             raise CheckpointError(f"{path} holds a {spec['name']!r} model, not {name!r}")
         options = {**dict(spec.get("options") or {}), **overrides}
-        model = build_model(spec["name"], **options)
+        model = build_model(spec["name"], **_with_layout(options, spec.get("layout"), path))
     else:
         meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), Mapping) else {}
         saved = meta.get(META_MODEL)
@@ -269,21 +271,43 @@ def build_from_loaded(
         state = _state_of(ckpt, path)
         options = {**dict(meta.get(META_OPTIONS) or {}), **overrides} if saved else overrides
         options.setdefault("num_classes", _head_classes(state, path))
-        model = build_model(name, **options)
+        model = build_model(name, **_with_layout(options, meta.get(META_LAYOUT), path))
     return load_into(model, ckpt, path)
+
+
+def _with_layout(options: dict[str, Any], stored: Any, path: Path) -> dict[str, Any]:
+    """``options`` with the layout the model is rebuilt on.
+
+    ``options['layout']`` is a name (absent in checkpoints from before layouts: NTU's 25 joints).
+    A built-in name rebuilds from the built-in; a user's layout from the copy the checkpoint keeps
+    (``stored``, see :func:`skelact.models.build_model`), never from a file of the same name that
+    may have changed since. An override of ``layout`` (a name, path or mapping) wins.
+    """
+    if stored is None:
+        return options
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(
+            f"{path}: the stored layout is a {type(stored).__name__}, not a mapping"
+        )
+    name = options.get("layout")
+    if name is not None and name != stored.get("name"):
+        return options  # overridden by the caller
+    return {**options, "layout": stored}
 
 
 def export_mmaction_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``{'meta', 'state_dict'}`` with reference keys (loadable by SkelAct/MMAction2).
 
     ``meta`` also records the model's name and options (:data:`META_MODEL`,
-    :data:`META_OPTIONS`; MMAction2 ignores them), so :func:`build_from_checkpoint` rebuilds the
-    model from the file alone.
+    :data:`META_OPTIONS`; MMAction2 ignores them) and a user layout (:data:`META_LAYOUT`), so
+    :func:`build_from_checkpoint` rebuilds the model from the file alone.
     """
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in to_mmaction_state_dict(model).items()}
     spec = getattr(unwrap(model), "skelact_spec", None) or {}
     meta = {META_MODEL: spec.get("name"), META_OPTIONS: dict(spec.get("options") or {})}
+    if spec.get("layout") is not None:
+        meta[META_LAYOUT] = spec["layout"]
     payload = {"meta": meta, "state_dict": state}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
@@ -298,7 +322,12 @@ def own_checkpoint(model: nn.Module, **extra: Any) -> dict[str, Any]:
     return {
         "format": OWN_FORMAT,
         "format_version": OWN_FORMAT_VERSION,
-        "model": {"name": spec["name"], "options": dict(spec["options"])},
+        # a user layout is kept whole beside the options (see skelact.models.build_model)
+        "model": {
+            "name": spec["name"],
+            "options": dict(spec["options"]),
+            **({"layout": spec["layout"]} if spec.get("layout") is not None else {}),
+        },
         # on the CPU, so that a checkpoint written during GPU training loads anywhere
         "state_dict": {k: v.detach().cpu() for k, v in target.state_dict().items()},
         **extra,

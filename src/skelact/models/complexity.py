@@ -29,7 +29,11 @@ def count_params(model: torch.nn.Module) -> int:
 def model_complexity(
     name: str, *, num_classes: int = 60, clip_len: int | None = None, **options
 ) -> dict:
-    """``{model, params, gflops, input_shape}`` for one sample ``1 x 3 x T x 25 x 2``."""
+    """``{model, params, gflops, input_shape}`` for one sample ``1 x C x T x V x M``.
+
+    The shape follows the build options (default NTU's ``1 x 3 x T x 25 x 2``; e.g.
+    ``layout='coco17', in_channels=2`` counts a 2-D COCO model).
+    """
     from ptflops import get_model_complexity_info
 
     clip_len = default_clip_len(name) if clip_len is None else clip_len

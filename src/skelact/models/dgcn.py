@@ -1,10 +1,12 @@
 """Dynamic GCN (Ye et al., ACM MM 2020) as released in SkelAct, exact to the reference.
 
-A stack of graph-convolution blocks over the NTU joint graph. Each block mixes joints with three
-learnable static adjacencies (initialised from the skeleton's self/inward/outward partitions)
-plus a per-sample adjacency predicted by a small context-encoding network (CeN), then applies a
-temporal convolution. Two learnable joint projections shrink the graph (25 -> 15 -> 9 joints for
-alpha = 0.6) as the clip is strided in time.
+A stack of graph-convolution blocks over the skeleton's joint graph (built from the model's
+layout, :func:`skelact.models.graph.layout_adjacency`; NTU's 25 joints by default). Each block
+mixes joints with three learnable static adjacencies (initialised from the skeleton's
+self/inward/outward partitions) plus a per-sample adjacency predicted by a small
+context-encoding network (CeN), then applies a temporal convolution. Two learnable joint
+projections shrink the graph (25 -> 15 -> 9 joints for alpha = 0.6) as the clip is strided in
+time.
 
 Module and attribute names follow the reference's state-dict layout (``backbone.agcn_networks.*``,
 ``cls_head.fc``), so SkelAct/MMAction2 checkpoints load with the identity key map
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from skelact.layouts import NTU25
-from skelact.models.graph import ntu_adjacency
+from skelact.models.graph import layout_adjacency, ntu_adjacency
 from skelact.models.registry import Dims, KeyRules, ModelError, register_model
 
 __all__ = ["DGCN", "KEY_MAP", "DGCNHead", "DGCNRecognizer", "build_dgcn"]
@@ -350,17 +352,19 @@ def build_dgcn(dims: Dims, *, alpha: float, lambda_: float) -> DGCNRecognizer:
 
     ``alpha`` sets the joint reduction of each projection (25 -> 15 -> 9 at 0.6); ``lambda_``
     (``lamb`` in the reference) is the initial weight of the dynamic branch. The static graph is
-    the one :mod:`skelact.skeleton` describes, so ``num_joints`` must be its joint count: another
-    layout needs its joints and bones described there (``JOINT_NAMES``, ``INWARD_BONES``).
+    the layout's bone tree, so ``num_joints`` must be the layout's joint count: a graph of other
+    joints than the data's would train silently but wrongly.
     """
-    if dims.num_joints != NTU25.num_joints:
+    layout = dims.layout
+    if dims.num_joints != layout.num_joints:
         raise ModelError(
-            f"dgcn builds its graph from skelact.skeleton's {NTU25.num_joints}-joint layout, "
-            f"so num_joints={dims.num_joints} needs that layout (JOINT_NAMES, INWARD_BONES) "
-            "described in skelact/skeleton.py first"
+            f"dgcn builds its graph from layout {layout.name!r} ({layout.num_joints} joints), "
+            f"so num_joints={dims.num_joints} does not fit: give the layout of the data "
+            "(layout=<built-in name or layout .yaml file>)"
         )
+    adjacency = torch.tensor(layout_adjacency(layout), dtype=torch.float32)
     backbone = DGCN(
         dims.in_channels, num_joints=dims.num_joints, clip_len=dims.clip_len, alpha=alpha,
-        lamb=lambda_,
+        lamb=lambda_, adjacency=adjacency,
     )  # fmt: skip
     return DGCNRecognizer(backbone, DGCNHead(dims.num_classes, 256, dims.num_persons))

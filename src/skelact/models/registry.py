@@ -9,14 +9,15 @@ nothing here lists them. Builders receive the shared :class:`Dims` plus every op
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from torch import nn
 
 from skelact.errors import SkelactError
-from skelact.layouts import NTU25
+from skelact.layouts import NTU25, Layout, get_layout, layout_from_dict
 
 #: ``(own key regex, reference replacement)`` pairs, tried in order; first match wins and keys
 #: matching no rule are named the same in both layouts.
@@ -29,16 +30,36 @@ class ModelError(SkelactError, ValueError):
 
 @dataclass(frozen=True)
 class Dims:
-    """What every recognizer is sized by: the data's shape and the class count."""
+    """What every recognizer is sized by: the data's shape, its joint layout and the class count.
+
+    ``in_channels`` is 2 or 3 coordinates, plus one when a keypoint score is fed as a channel.
+    ``layout`` is the :class:`~skelact.layouts.Layout` object (so a user's layout file need not be
+    found again); the model's spec records its name (:func:`skelact.models.build_model`). Only
+    DGCN wires its graph from it; the CNNs are sized by ``num_joints`` alone.
+    """
 
     num_classes: int = 60
     clip_len: int = 64
     num_joints: int = NTU25.num_joints
     num_persons: int = 2
     in_channels: int = 3
+    layout: Layout = NTU25
 
 
 DIM_NAMES: tuple[str, ...] = tuple(Dims.__dataclass_fields__)
+
+#: What ``build_model(layout=...)`` accepts: a built-in name or a layout file's path, a layout
+#: mapping (:func:`skelact.layouts.layout_to_dict`, as checkpoints keep it), or a ``Layout``.
+LayoutLike: TypeAlias = str | os.PathLike[str] | Mapping[str, Any] | Layout
+
+
+def resolve_layout(layout: LayoutLike) -> Layout:
+    """The :class:`~skelact.layouts.Layout` behind any :data:`LayoutLike` (errors name it)."""
+    if isinstance(layout, Layout):
+        return layout
+    if isinstance(layout, Mapping):
+        return layout_from_dict(dict(layout), where=f"model layout {layout.get('name')!r}")
+    return get_layout(layout)
 
 
 @dataclass(frozen=True)
