@@ -120,14 +120,17 @@ def resolve_class_names(
 
 
 def check_input(data: Any, options: dict[str, Any], checkpoint: str) -> None:
-    """The data's joints and channels are the ones the model was built for (when recorded)."""
-    for key, have in (("num_joints", data.num_joints), ("in_channels", data.num_channels)):
+    """The data's layout, joints and channels are the ones the model was built for (as far as
+    the checkpoint records them)."""
+    facts = (("layout", data.layout), ("num_joints", data.num_joints),
+             ("in_channels", data.num_channels))  # fmt: skip
+    for key, have in facts:
         want = options.get(key)
-        if want is not None and int(want) != have:
+        if want is not None and str(want) != str(have):
             raise EvaluationError(
                 f"{data.source}: {key.replace('_', ' ')} {have} ({data.layout}, {data.dims}-D"
                 f"{' + score' if data.with_score else ''}), but the model in {checkpoint} takes "
-                f"{int(want)}; evaluate on data of the training run's layout and format"
+                f"{want}; evaluate on data of the training run's layout and format"
             )
 
 
