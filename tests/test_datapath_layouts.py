@@ -32,8 +32,9 @@ from test_engine_support import make_pickles, make_samples
 
 def make_2d(layout: str, num: int, num_classes: int = 3, seed: int = 0, *, scores: bool = True,
             persons: int = 1, frames: tuple[int, int] = (30, 60)) -> list[dict]:  # fmt: skip
-    """2-D samples of ``layout`` in body-normalised units: a rest pose plus one joint per class
-    swinging along its own direction, so a small model can tell the classes apart."""
+    """2-D samples of ``layout`` in body-normalised units: a rest pose plus, per class, one joint
+    swinging along its own direction and another one displaced, so a small model can tell the
+    classes apart."""
     rng = np.random.default_rng(seed)
     v = get_layout(layout).num_joints
     rest = np.random.default_rng(99).normal(0, 0.5, (v, 2)).astype(np.float32)
@@ -45,6 +46,7 @@ def make_2d(layout: str, num: int, num_classes: int = 3, seed: int = 0, *, score
         kp = np.zeros((persons, t, v, 2), dtype=np.float32)
         kp[0] = rest + rng.normal(0, 0.03, (t, v, 2)).astype(np.float32)
         kp[0, :, (2 * label + 1) % v] += phase[:, None] * np.array([1.0, label - 1.0], np.float32)
+        kp[0, :, (2 * label + 8) % v] += 1.5  # and a pose of its own
         ann = {"frame_dir": f"clip{i:03d}", "label": label, "total_frames": t, "keypoint": kp,
                "layout": layout, "img_shape": (480, 640)}  # fmt: skip
         if scores:
@@ -340,7 +342,7 @@ def _build_model_takes_layout() -> bool:
 
     try:
         build_model("hcn", num_classes=2, num_persons=1, num_joints=17, in_channels=2,
-                    clip_len=8, layout="coco17")  # fmt: skip
+                    clip_len=16, layout="coco17")  # fmt: skip
     except ModelError:
         return False
     return True
@@ -349,16 +351,16 @@ def _build_model_takes_layout() -> bool:
 @pytest.mark.skipif(not _build_model_takes_layout(), reason="needs build_model(layout=...)")
 def test_train_on_coco17_with_scores_learns(tmp_path: Path):
     train_path = dump(make_2d("coco17", 36, seed=0, persons=2), tmp_path / "d" / "train.pkl")
-    val_path = dump(make_2d("coco17", 12, seed=1, persons=2), tmp_path / "d" / "val.pkl")
+    val_path = dump(make_2d("coco17", 15, seed=1, persons=2), tmp_path / "d" / "val.pkl")
     out = tmp_path / "run"
     result = train(TrainConfig(
         model="hcn", train_path=str(train_path), val_path=str(val_path), out_dir=str(out),
-        epochs=6, batch_size=12, lr=3e-3, scale_lr=False, clip_len=16, min_len=8, rotate=0.05,
+        epochs=10, batch_size=12, lr=3e-3, scale_lr=False, clip_len=16, min_len=8, rotate=0.05,
         scale_range=[0.9, 1.1], with_score=True, num_classes=3, val_interval=1, track=False,
         quiet=True, deterministic=True,
     ))  # fmt: skip
     info = json.loads((out / "run_info.json").read_text())
     assert (info["layout"], info["dims"], info["with_score"]) == ("coco17", 2, True)
-    assert result.best_top1 >= 0.75  # chance is 1/3
+    assert result.best_top1 >= 0.8  # chance is 1/3
     ckpt = torch.load(out / "best.pt", weights_only=True)
     assert ckpt["model"]["options"]["layout"] == "coco17"
