@@ -714,39 +714,35 @@ def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]
     """``skelact import``'s settings: fmt, src, layout, labels, out_dir and the ``import``
     section (split_by, val_fraction, seed, on_error, normalise, num_persons).
 
-    From ``params.yaml``: ``data.format``, ``data.raw_dir`` (the source), ``data.layout``,
+    From ``params.yaml``: ``data.format`` (fmt), ``data.raw_dir`` (the source), ``data.layout``,
     ``data.labels`` and ``data.prepared_dir`` (the output); the command line wins.
     """
-    data = params.data if params is not None else None
     section = params.import_ if params is not None else ImportParams()
     given = _given(command_line)
     values: dict[str, Any] = {}
-    if data is not None:
-        values = {"format": data.format, "src": data.raw_dir, "layout": data.layout,
+    if params is not None:
+        data = params.data
+        values = {"fmt": data.format, "src": data.raw_dir, "layout": data.layout,
                   "labels": data.labels, "out_dir": data.prepared_dir}  # fmt: skip
-    values.update({k: given.pop(k) for k in ("format", "src", "layout", "labels", "out_dir")
+    values.update({k: given.pop(k) for k in ("fmt", "src", "layout", "labels", "out_dir")
                    if k in given})  # fmt: skip
-    for key, flag in (("format", "--from"), ("src", "SRC"), ("layout", "--layout"),
+    for key, flag in (("fmt", "--from"), ("src", "SRC"), ("layout", "--layout"),
                       ("out_dir", "--out-dir")):  # fmt: skip
         if values.get(key) is None:
             raise ConfigError(f"{flag} is required (or --params params.yaml with data.source: "
                               "custom)")  # fmt: skip
-    if values["format"] not in IMPORT_FORMATS:
-        raise ConfigError(
-            f"--from: {bounded(values['format'])} is not one of {list(IMPORT_FORMATS)}"
-        )
-    if values["format"] in ("openpose", "csv") and values.get("labels") is None:
-        raise ConfigError(
-            f"--labels is required for --from {values['format']} (a CSV of clip,label[,split])"
-        )
-    options = _override(section, **given)
+    fmt = values["fmt"]
+    if fmt not in IMPORT_FORMATS:
+        raise ConfigError(f"--from: {bounded(fmt)} is not one of {list(IMPORT_FORMATS)}")
+    if fmt in ("openpose", "csv") and values.get("labels") is None:
+        raise ConfigError(f"--labels is required for --from {fmt} (a CSV of clip,label[,split])")
     return {
-        "fmt": values["format"],
+        "fmt": fmt,
         "src": Path(values["src"]),
         "layout": str(values["layout"]),
         "labels": None if values.get("labels") is None else Path(values["labels"]),
         "out_dir": Path(values["out_dir"]),
-        **options,
+        **_override(section, **given),
     }
 
 
