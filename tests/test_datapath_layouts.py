@@ -163,7 +163,7 @@ def test_raw_3d_is_refused_with_the_import_command(tmp_path: Path):
     path = dump(anns, tmp_path / "ntu_raw.pkl")
     message = (
         f"{path}: sample 1 ('S001C001P002R001A002'): raw 3-D coordinates (body 0's spine_mid joint "
-        f"is not at 0; 3 of 5 sample(s) are raw), but training needs pre-normalised skeletons: "
+        f"is not at 0; 3 of 5 sample(s) are raw), but the models need pre-normalised skeletons: "
         f"convert the file with `skelact import --from pyskl {path} --layout ntu25 --out-dir "
         f"DIR`, which normalises it"
     )

@@ -18,8 +18,8 @@ in a sample turns the loss of every batch it joins into NaN.
 Raw 3-D coordinates (metres in the camera frame, as PYSKL's NTU files hold them) are refused by
 `load_annotations` (`raw_problems`): the models were trained on pre-normalised skeletons, and a
 raw one gives confident nonsense, not an error. Pre-normalisation puts body 0's alignment origin
-(NTU's spine-middle joint) exactly at 0 in the first frame, so one comparison per sample tells
-the two apart.
+(NTU's spine-middle joint) exactly at 0 in every frame where body 0 is present, so one look at
+its first such frame tells the two apart.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def _label_problems(who: str, label: object, num_classes: int | None) -> list[st
 
 def _img_shape_problems(who: str, shape: object) -> list[str]:
     ok = (
-        isinstance(shape, (tuple, list))
+        isinstance(shape, (tuple, list, np.ndarray))
         and len(shape) == 2
         and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)
         and all(n > 0 for n in shape)
@@ -358,8 +358,8 @@ def raw_problems(path: Path, annotations: Sequence[object]) -> list[str]:
     assert layout.align is not None  # is_raw only flags layouts that align
     return [
         f"{_who(raw[0], first)}: raw 3-D coordinates (body 0's {layout.joints[layout.align.origin]}"
-        f" joint is not at 0; {len(raw)} of {len(annotations)} sample(s) are raw), but training "
-        f"needs pre-normalised skeletons: convert the file with `skelact import --from pyskl "
+        f" joint is not at 0; {len(raw)} of {len(annotations)} sample(s) are raw), but the models "
+        f"need pre-normalised skeletons: convert the file with `skelact import --from pyskl "
         f"{path} --layout {layout.name} --out-dir DIR`, which normalises it"
     ]
 
