@@ -23,6 +23,7 @@ from skelact.data.synth.stage import SynthSettings, synthesize
 from skelact.data.transforms import ClipSampler, Draws, rotation_matrices, transform_matrices
 from skelact.data.validate import validate_file
 from skelact.engine.evaluate import EvalConfig, evaluate
+from skelact.engine.predict import predict_file
 from skelact.engine.recipes import TrainConfig
 from skelact.engine.safety import TrainingError
 from skelact.engine.train import train
@@ -94,6 +95,14 @@ def test_2d_layouts_load_validate_and_batch(tmp_path: Path, layout: str, with_sc
     assert batch.shape == (4, 2 + with_score, 20, v, 2) and torch.isfinite(batch).all()
     val = ClipSampler(20, train=False)(data, np.arange(6))
     assert val.shape == (6, 2 + with_score, 20, v, 2)
+
+
+def test_validate_summary_of_an_ntu_pickle(tmp_path: Path):
+    path = dump(make_samples(4, 2, seed=0), tmp_path / "ntu.pkl")
+    out = CliRunner().invoke(app, ["validate", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "layout     ntu25 (no 'layout' key: the NTU default)\n" in out.output
+    assert "dims       3-D x, y, z (C = 3)\n" in out.output and "scores     none\n" in out.output
 
 
 def test_with_score_needs_scores_naming_the_sample(tmp_path: Path):
@@ -221,6 +230,21 @@ def test_2d_augmentation_turns_and_scales_in_plane_and_keeps_the_score():
         ClipSampler(24, train=True, rotate=0.1, min_len=8)(data, idx, np.random.default_rng(0))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_2d_augmentation_on_cuda_equals_cpu():
+    data = SkeletonSet.from_annotations(make_2d("openpose25", 8, persons=2), with_score=True)
+    sampler = ClipSampler(24, train=True, rotate=0.25, dims=2, scale_range=(0.8, 1.2), min_len=8)
+    on_gpu = ClipSampler(24, train=True, rotate=0.25, dims=2, scale_range=(0.8, 1.2), min_len=8,
+                         device="cuda")  # fmt: skip
+    idx = np.arange(len(data))
+    draws = sampler.draw(data.lengths, np.random.default_rng(2))
+    cpu = sampler.apply(data, idx, draws)
+    gpu = on_gpu.apply(data.to("cuda"), idx, draws)
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu[:, 2].cpu(), cpu[:, 2], rtol=0, atol=0)  # the score
+
+
 def test_3d_draws_and_matrices_are_unchanged_and_the_score_passes():
     """3-D without a scale: the draws are the stream of before (crop lengths, starts, then three
     angles per sample) and the matrices are `rotation_matrices` in float32."""
@@ -312,6 +336,14 @@ def test_classes_txt_names_the_classes_in_test(trained, tmp_path: Path):
     rows = Path(result.files["per_class"]).read_text().splitlines()
     assert rows[0] == "class,action,support,correct,accuracy"
     assert [r.split(",")[1] for r in rows[1:]] == ["wave", "clap", "jump", "sit down"]
+
+
+def test_predict_names_the_classes_the_training_run_recorded(trained, reference_dir: Path):
+    _, _, run = trained
+    raw = reference_dir / "ntu_prep" / "raw" / "S001C001P001R001A001.skeleton"
+    pred = predict_file(raw, run / "best.pt", top_k=4, device="cpu")
+    assert pred.label == 0 and pred.label_name == "wave"
+    assert sorted(name for _, name, _ in pred.top) == ["clap", "jump", "sit down", "wave"]
 
 
 def test_a_classes_txt_of_another_count_is_an_error_naming_it(trained, tmp_path: Path):
