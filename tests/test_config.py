@@ -346,6 +346,17 @@ def test_bad_custom_and_import_settings_name_the_key(data, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_custom_layout_file_reaches_training_only_through_data_layout():
+    params = parse_params({"data": {**CUSTOM, "layout": "layouts/rig.yaml"},
+                           "benchmarks": ["custom"]})  # fmt: skip
+    assert train_config("hcn", params, "custom").layout_file == "layouts/rig.yaml"
+    assert train_config("hcn", parse_params({"data": CUSTOM, "benchmarks": ["custom"]}),
+                        "custom").layout_file is None  # coco17 is built in  # fmt: skip
+    with pytest.raises(ConfigError, match="train.layout_file: cannot be set here: the layout file "
+                       "comes from `data.layout`"):  # fmt: skip
+        parse_params({"train": {"layout_file": "rig.yaml"}})
+
+
 def test_score_and_scale_options_reach_the_training_config():
     params = parse_params({"data": CUSTOM, "benchmarks": ["custom"],
                            "train": {"with_score": True, "scale_range": [0.9, 1.1]}})  # fmt: skip

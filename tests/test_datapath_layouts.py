@@ -396,3 +396,53 @@ def test_train_on_coco17_with_scores_learns(tmp_path: Path):
     assert result.best_top1 >= 0.8  # chance is 1/3
     ckpt = torch.load(out / "best.pt", weights_only=True)
     assert ckpt["model"]["options"]["layout"] == "coco17"
+
+
+STICK = """\
+name: stick5
+joints: [hip, chest, head, left_hand, right_hand]
+center: chest
+bones: [[hip, chest], [head, chest], [left_hand, chest], [right_hand, chest]]
+"""
+
+
+def _stick_data(tmp_path: Path) -> tuple[Path, Path, Path]:
+    layout = tmp_path / "stick5.yaml"
+    layout.write_text(STICK)
+    pickles = []
+    for split, seed in (("train", 0), ("val", 1)):
+        anns = make_2d("coco17", 12, seed=seed)
+        for ann in anns:
+            ann["keypoint"] = np.ascontiguousarray(ann["keypoint"][:, :, :5])
+            ann["keypoint_score"] = np.ascontiguousarray(ann["keypoint_score"][:, :, :5])
+            ann["layout"] = "stick5"
+        pickles.append(dump(anns, tmp_path / "d" / f"{split}.pkl"))
+    return layout, pickles[0], pickles[1]
+
+
+def _stick_config(tmp_path: Path, train_path: Path, val_path: Path, **kw) -> TrainConfig:
+    return TrainConfig(model="tscnn", train_path=str(train_path), val_path=str(val_path),
+                       out_dir=str(tmp_path / "run"), epochs=1, batch_size=6, clip_len=16,
+                       min_len=8, track=False, quiet=True, **kw)  # fmt: skip
+
+
+def test_a_user_layout_needs_its_file(tmp_path: Path):
+    layout, train_path, val_path = _stick_data(tmp_path)
+    report = validate_file(train_path)
+    assert report.ok and report.layout == "stick5" and report.joints == 5
+    with pytest.raises(TrainingError, match=r"the samples' layout 'stick5' is not built in .*; "
+                       "set layout_file to its YAML file"):  # fmt: skip
+        train(_stick_config(tmp_path, train_path, val_path))
+    other = tmp_path / "other.yaml"
+    other.write_text(STICK.replace("name: stick5", "name: stick"))
+    with pytest.raises(TrainingError, match=rf"^{other}: layout 'stick' with 5 joints, but the "
+                       rf"samples of {train_path} are 'stick5' with V = 5"):  # fmt: skip
+        train(_stick_config(tmp_path, train_path, val_path, layout_file=str(other)))
+
+
+@pytest.mark.skipif(not _build_model_takes_layout(), reason="needs build_model(layout=...)")
+def test_train_on_a_user_layout_file(tmp_path: Path):
+    layout, train_path, val_path = _stick_data(tmp_path)
+    result = train(_stick_config(tmp_path, train_path, val_path, layout_file=str(layout),
+                                 with_score=True))  # fmt: skip
+    assert result.completed and result.layout == "stick5" and result.dims == 2

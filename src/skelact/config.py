@@ -87,6 +87,7 @@ _PIPELINE_OWNED = {
     "resume": "use `skelact train --resume` by hand, not in the pipeline",
     "stop_after_epoch": "a pipeline stage must run to the end",
     "quiet": "the stage command sets it",
+    "layout_file": "the layout file comes from `data.layout`",
 }
 
 
@@ -279,6 +280,8 @@ class TrainConfig(Settings):
     val_batch_size: PositiveInt | None = None  # global; None = 2 x batch_size
     # --- model and data ---
     with_score: bool = False  # feed keypoint_score as an extra last input channel (C + 1)
+    # the YAML file of a user layout that the samples name (built-in layouts need none)
+    layout_file: Name | None = None
     # 2-D augmentation: isotropic scale uniform in [lo, hi] after the in-plane rotation; None off
     scale_range: list[PositiveFloat] | None = None
     # Classes of the data's definition (60/120 for NTU, synth.num_classes for synthetic data);
@@ -628,6 +631,8 @@ def train_config(
             tuned.setdefault("tracking_uri", params.tracking.uri)
         if params.num_classes is not None:
             tuned.setdefault("num_classes", params.num_classes)
+        if params.data.source == "custom" and params.data.layout.endswith((".yaml", ".yml")):
+            tuned.setdefault("layout_file", params.data.layout)
         if benchmark is not None:
             tuned.setdefault("experiment", experiment_name(params, benchmark))
     if benchmark is not None:

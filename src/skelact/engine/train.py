@@ -272,7 +272,8 @@ def setup(
     # model, optimizer, schedule (the same initial weights on every rank, by seed)
     torch.manual_seed(cfg.seed)
     # the graph (DGCN) and the checkpoint follow the data's layout; ntu25 is build_model's default
-    layout_arg = {} if train_set.layout == DEFAULT_LAYOUT else {"layout": train_set.layout}
+    layout = model_layout(train_set, cfg.layout_file)
+    layout_arg = {} if layout == DEFAULT_LAYOUT else {"layout": layout}
     model = build_model(
         cfg.model, num_classes=num_classes, clip_len=cfg.clip_len,
         num_persons=train_set.num_persons, num_joints=train_set.num_joints,
@@ -346,6 +347,27 @@ def data_class_names(train_path: str, num_classes: int | None) -> list[str] | No
 
     path = find_classes(train_path)
     return None if path is None else read_classes(path, num_classes)
+
+
+def model_layout(data: Any, layout_file: str | None) -> Any:
+    """What the model is built for: the data's built-in layout name, or the `Layout` of
+    ``layout_file`` (a user layout, which the samples know only by name)."""
+    from skelact.layouts import BUILTIN_LAYOUTS, load_layout
+
+    if layout_file is None:
+        if data.layout not in BUILTIN_LAYOUTS:
+            raise TrainingError(
+                f"{data.source}: the samples' layout {data.layout!r} is not built in "
+                f"({', '.join(BUILTIN_LAYOUTS)}); set layout_file to its YAML file"
+            )
+        return data.layout
+    layout = load_layout(layout_file)
+    if layout.name != data.layout or layout.num_joints != data.num_joints:
+        raise TrainingError(
+            f"{layout_file}: layout {layout.name!r} with {layout.num_joints} joints, but the "
+            f"samples of {data.source} are {data.layout!r} with V = {data.num_joints}"
+        )
+    return layout
 
 
 def check_same_data(train_set: Any, val_set: Any) -> None:
