@@ -16,6 +16,7 @@ from skelact.config import (
     TrainConfig,
     evaluate_options,
     experiment_name,
+    import_options,
     load_params,
     parse_params,
     preprocess_options,
@@ -264,3 +265,102 @@ def test_import_does_not_load_torch():
     code = "import sys, skelact.config; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split() == ["False"], done.stderr
+
+
+# ------------------------------------------------------------------ custom data and import
+
+
+CUSTOM = {"source": "custom", "format": "openpose", "layout": "coco17", "labels": "labels.csv",
+          "raw_dir": "data/openpose"}  # fmt: skip
+
+
+def test_custom_source_is_quick_and_counts_classes_from_the_import():
+    params = parse_params({"data": CUSTOM, "benchmarks": ["custom"],
+                           "quick": {"common": {"epochs": 3}}})  # fmt: skip
+    assert params.mode == "quick" and params.num_classes is None
+    config = train_config("hcn", params, "custom")
+    assert config.epochs == 3 and config.num_classes is None  # train reads classes.txt
+    assert config.experiment == "skelact/custom-custom"
+    assert parse_params({"data": CUSTOM, "benchmarks": ["custom"], "recipe": "paper"}).mode == (
+        "paper"
+    )
+    npz = parse_params({"data": {"source": "custom", "format": "npz"}, "benchmarks": "custom"})
+    assert npz.data.layout == "ntu25" and npz.data.labels is None  # npz carries its labels
+
+
+def test_import_options_come_from_data_and_the_import_section(tmp_path):
+    params = parse_params({"data": CUSTOM, "benchmarks": ["custom"],
+                           "import": {"split_by": "split", "on_error": "skip"}})  # fmt: skip
+    options = import_options(params, seed=4)
+    assert options == {
+        "fmt": "openpose", "src": Path("data/openpose"), "layout": "coco17",
+        "labels": Path("labels.csv"), "out_dir": Path("data/prepared"), "split_by": "split",
+        "val_fraction": 0.2, "seed": 4, "on_error": "skip", "normalise": "body",
+        "num_persons": 2,
+    }  # fmt: skip
+    assert import_options(params, layout="my_rig.yaml", fmt="csv")["layout"] == "my_rig.yaml"
+    given = import_options(None, fmt="npz", src="x.npz", layout="ntu25", out_dir=tmp_path)
+    assert given["labels"] is None and given["val_fraction"] == 0.2
+    with pytest.raises(ConfigError, match=r"^--from is required"):
+        import_options(None, src="x", layout="coco17", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^--from: 'json' is not one of \['openpose'"):
+        import_options(None, fmt="json", src="x", layout="coco17", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^--labels is required for --from csv"):
+        import_options(None, fmt="csv", src="x", layout="coco17", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^command line.val_fraction: 0 is not valid"):
+        import_options(params, val_fraction=0)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"data": {"source": "custom"}, "benchmarks": ["custom"]},
+         "data: data.source is 'custom': set data.format to the files' format (openpose | pyskl"),
+        ({"data": {**CUSTOM, "labels": None}, "benchmarks": ["custom"]},
+         "data.format 'openpose' carries no labels: set data.labels to a CSV of clip,label"),
+        ({"data": {**CUSTOM, "format": "json"}, "benchmarks": ["custom"]},
+         "data.format: 'json' is not valid"),
+        ({"data": {**CUSTOM, "layout": "coco"}, "benchmarks": ["custom"]},
+         "data.layout 'coco' is neither a built-in layout (ntu25, coco17, openpose25, mediapipe"),
+        ({"data": CUSTOM}, "benchmarks: unknown entry 'xsub'; valid: ['custom']"),
+        ({"data": {"source": "ntu60", "format": "npz", "labels": "l.csv"}},
+         "data.format, data.labels set, but data.source is 'ntu60': format, layout and labels "
+         "describe custom data (data.source: custom); leave them unset"),
+        ({"data": {"layout": "coco17"}}, "data.layout set, but data.source is 'synthetic'"),
+        ({"import": {"val_fraction": 1.0}}, "import.val_fraction: 1.0 is not valid"),
+        ({"import": {"on_error": "ignore"}}, "import.on_error: 'ignore' is not valid"),
+        ({"import": {"normalise": "pixels"}}, "import.normalise: 'pixels' is not valid"),
+        ({"import": {"num_persons": 0}}, "import.num_persons: 0 is not valid"),
+        ({"import": {"splitby": "x"}}, "import.splitby: unknown key; valid keys: ['normalise', "
+         "'num_persons', 'on_error', 'seed', 'split_by', 'val_fraction']"),
+        ({"train": {"scale_range": [1.1, 0.9]}}, "scale_range [1.1, 0.9] is not a [lo, hi] pair"),
+        ({"train": {"scale_range": [0.9, 1.0, 1.1]}}, "is not a [lo, hi] pair with lo <= hi"),
+        ({"train": {"scale_range": [0.0, 1.1]}}, "train.scale_range.0: 0.0 is not valid"),
+        ({"train": {"with_score": "yes"}}, "train.with_score: 'yes' is not valid"),
+    ],
+)  # fmt: skip
+def test_bad_custom_and_import_settings_name_the_key(data, message):
+    with pytest.raises(ConfigError) as err:
+        parse_params(data, "p.yaml")
+    assert message in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_custom_layout_file_reaches_training_only_through_data_layout():
+    params = parse_params({"data": {**CUSTOM, "layout": "layouts/rig.yaml"},
+                           "benchmarks": ["custom"]})  # fmt: skip
+    assert train_config("hcn", params, "custom").layout_file == "layouts/rig.yaml"
+    assert train_config("hcn", parse_params({"data": CUSTOM, "benchmarks": ["custom"]}),
+                        "custom").layout_file is None  # coco17 is built in  # fmt: skip
+    with pytest.raises(ConfigError, match="train.layout_file: cannot be set here: the layout file "
+                       "comes from `data.layout`"):  # fmt: skip
+        parse_params({"train": {"layout_file": "rig.yaml"}})
+
+
+def test_score_and_scale_options_reach_the_training_config():
+    params = parse_params({"data": CUSTOM, "benchmarks": ["custom"],
+                           "train": {"with_score": True, "scale_range": [0.9, 1.1]}})  # fmt: skip
+    config = train_config("dgcn", params, "custom")
+    assert config.with_score is True and config.scale_range == [0.9, 1.1]
+    default = train_config("dgcn", parse_params({"data": {"source": "ntu60"}}), "xsub")
+    assert default.with_score is False and default.scale_range is None  # NTU runs unchanged

@@ -21,15 +21,18 @@ from skelact.errors import SkelactError
 from skelact.layouts import NTU25
 
 NUM_JOINTS = NTU25.num_joints
+SPINE_MID = NTU25.index("spine_mid")
 
 
 def _ann(name: str, frames: int, label: int, persons: int = 2, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
+    keypoint = rng.normal(size=(persons, frames, NUM_JOINTS, 3)).astype(np.float32)
+    keypoint[0, :, SPINE_MID] = 0.0  # pre-normalised, as preprocess writes them
     return {
         "frame_dir": name,
         "label": label,
         "total_frames": frames,
-        "keypoint": rng.normal(size=(persons, frames, NUM_JOINTS, 3)).astype(np.float32),
+        "keypoint": keypoint,
         "img_shape": (1080, 1920),
         "original_shape": (1080, 1920),
     }

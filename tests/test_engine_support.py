@@ -1,7 +1,9 @@
 """Tiny synthetic pickles for the engine tests (imported by the other test_engine/train files).
 
 Each class moves one joint along its own axis at its own frequency on top of a noisy rest pose,
-so a small CNN separates the classes within a few epochs on CPU.
+so a small CNN separates the classes within a few epochs on CPU. Body 0 is centred on its
+spine-middle joint in every frame, like the pickles of ``skelact preprocess`` (raw 3-D
+coordinates are refused by the loader).
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+
+from skelact.layouts import NTU25
+
+SPINE_MID = NTU25.index("spine_mid")
 
 
 def make_samples(num: int, num_classes: int, seed: int, frames=(48, 90)) -> list[dict]:
@@ -26,7 +32,7 @@ def make_samples(num: int, num_classes: int, seed: int, frames=(48, 90)) -> list
         axis = label % 3
         body[:, joint, axis] += 1.0 + 0.8 * np.sin(2 * np.pi * (1 + label % 4) * time)
         body[:, (joint + 7) % 25, (axis + 1) % 3] += 2.0 * (label / max(num_classes - 1, 1))
-        kp[0] = body
+        kp[0] = body - body[:, SPINE_MID : SPINE_MID + 1]  # centred per frame, as preprocess does
         out.append(
             {
                 "frame_dir": f"S001C001P{i + 1:03d}R001A{label + 1:03d}",

@@ -259,6 +259,7 @@ def validate_cmd(
     split: str | None = typer.Option(None, help="Subset of a PYSKL file, e.g. xsub_val."),
 ) -> None:
     """Check a skeleton pickle safely and summarise it; exit 1 listing the problems if any."""
+    from skelact.data.annotations import dims_text
     from skelact.data.dataset import validate_file
 
     report = validate_file(pkl, split=split)
@@ -271,6 +272,8 @@ def validate_cmd(
         gap_text = "none" if not gaps else f"{len(gaps)} class(es) without samples: {gaps[:20]}"
         gap_text += " ..." if len(gaps) > 20 else ""
         counts = list(report.label_counts.values())
+        scores = (f"keypoint_score in {report.samples_with_score} of {report.num_samples} "
+                  "sample(s)" if report.samples_with_score else "none")  # fmt: skip
         typer.echo("\n".join([
             f"file       {report.path}" + (f" (split {report.split})" if report.split else ""),
             f"format     {report.format}",
@@ -280,8 +283,12 @@ def validate_cmd(
             f"frames     min {report.frames_min}  median {report.frames_median:g}  "
             f"max {report.frames_max}",
             f"persons    {persons}",
+            f"layout     {report.layout}"
+            + ("" if report.layout_given else " (no 'layout' key: the NTU default)"),
             f"joints     {report.joints}",
             f"channels   {report.channels}",
+            f"dims       {dims_text(report.channels)}",
+            f"scores     {scores}",
             f"NaN        {report.nan_count} value(s) in {report.samples_with_nan} sample(s)",
             f"inf        {report.inf_count} value(s) in {report.samples_with_inf} sample(s)",
             f"label gaps {gap_text}",

@@ -11,7 +11,7 @@ A training run's settings are merged in exactly one place, :func:`train_config`,
 
 1. the model's reference recipe (``skelact.engine.recipes``),
 2. ``quick.common`` and ``quick.<model>``, only in the ``quick`` recipe mode (the default for
-   the synthetic source; an NTU run never sees them),
+   the synthetic and custom sources; an NTU run never sees them),
 3. ``train:`` (common to all models),
 4. ``model.<model>:`` (that model only; DVC tracks these per model),
 5. the command line.
@@ -41,6 +41,7 @@ __all__ = [
     "ConfigError",
     "Params",
     "DataParams",
+    "ImportParams",
     "SynthParams",
     "PreprocessParams",
     "EvaluateParams",
@@ -52,6 +53,7 @@ __all__ = [
     "RUNS_DIR",
     "item_dir",
     "EVAL_DIR",
+    "import_options",
     "load_params",
     "parse_params",
     "read_yaml",
@@ -64,7 +66,12 @@ __all__ = [
     "resolve_config",
 ]
 
-SOURCES = ("synthetic", "ntu60", "ntu120")
+SOURCES = ("synthetic", "ntu60", "ntu120", "custom")
+NTU_SOURCES = ("ntu60", "ntu120")
+#: The one benchmark of custom data: ``skelact import`` writes <prepared_dir>/custom/*.pkl.
+CUSTOM_BENCHMARK = "custom"
+#: ``data.format`` values: the outside formats ``skelact import`` reads (data.formats.FORMATS).
+IMPORT_FORMATS = ("openpose", "pyskl", "npz", "csv")
 # Trainable models are those with a reference recipe (the model registry imports torch).
 MODEL_NAMES: tuple[str, ...] = tuple(RECIPES)
 RECIPE_MODES = ("auto", "paper", "quick")
@@ -80,6 +87,7 @@ _PIPELINE_OWNED = {
     "resume": "use `skelact train --resume` by hand, not in the pipeline",
     "stop_after_epoch": "a pipeline stage must run to the end",
     "quiet": "the stage command sets it",
+    "layout_file": "the layout file comes from `data.layout`",
 }
 
 
@@ -110,16 +118,27 @@ Name = Annotated[str, Field(min_length=1)]
 
 
 class DataParams(Settings):
-    """Where the data comes from and where prepared pickles go."""
+    """Where the data comes from and where prepared pickles go.
 
-    source: Literal["synthetic", "ntu60", "ntu120"] = "synthetic"
+    ``custom``: the user's own data in an outside ``format``, read from ``raw_dir`` (a folder
+    for openpose / csv, a file for npz / pyskl) by ``skelact import``, with joints in ``layout``
+    (a built-in name or a layout YAML file) and, for the formats without labels, a ``labels``
+    CSV (``clip,label[,split]``). These three keys describe custom data only: for the other
+    sources they must stay unset (``layout`` at ``ntu25``), so a leftover value cannot look as if
+    it applied.
+    """
+
+    source: Literal["synthetic", "ntu60", "ntu120", "custom"] = "synthetic"
     dataset: Literal["ntu60", "ntu120"] = "ntu60"  # naming/split rules preprocess applies
     raw_dir: Name = "data/synth"  # folder of .skeleton files (synth's output for synthetic)
     prepared_dir: Name = "data/prepared"  # preprocess output: <prepared_dir>/<benchmark>/*.pkl
+    format: Literal["openpose", "pyskl", "npz", "csv"] | None = None  # custom only
+    layout: Name = "ntu25"  # custom only: built-in layout name or layout .yaml path
+    labels: Name | None = None  # custom only: clip,label[,split] CSV (openpose, csv)
 
     @model_validator(mode="after")
     def _dataset_matches_source(self) -> DataParams:
-        if self.source != "synthetic" and self.dataset != self.source:
+        if self.source in NTU_SOURCES and self.dataset != self.source:
             raise ValueError(
                 f"data.dataset is {self.dataset!r} but data.source is {self.source!r}; they must "
                 f"agree for NTU data (e.g. `-S data.source=ntu120 -S data.dataset=ntu120`)"
@@ -127,6 +146,54 @@ class DataParams(Settings):
         if self.source == "synthetic" and self.dataset != "ntu60":
             raise ValueError("synthetic data follows ntu60 naming; set data.dataset to ntu60")
         return self
+
+    @model_validator(mode="after")
+    def _custom_keys(self) -> DataParams:
+        if self.source != "custom":
+            stray = [k for k in ("format", "labels") if getattr(self, k) is not None]
+            stray += ["layout"] if self.layout != "ntu25" else []
+            if stray:
+                names = ", ".join(f"data.{k}" for k in stray)
+                raise ValueError(
+                    f"{names} set, but data.source is {self.source!r}: format, layout and labels "
+                    "describe custom data (data.source: custom); leave them unset"
+                )
+            return self
+        if self.format is None:
+            raise ValueError(
+                f"data.source is 'custom': set data.format to the files' format "
+                f"({' | '.join(IMPORT_FORMATS)})"
+            )
+        if self.format in ("openpose", "csv") and self.labels is None:
+            raise ValueError(
+                f"data.format {self.format!r} carries no labels: set data.labels to a CSV of "
+                "clip,label[,split]"
+            )
+        from skelact.layouts import BUILTIN_LAYOUTS  # only for custom data: NTU stages skip it
+
+        if self.layout not in BUILTIN_LAYOUTS and not self.layout.endswith((".yaml", ".yml")):
+            raise ValueError(
+                f"data.layout {self.layout!r} is neither a built-in layout "
+                f"({', '.join(BUILTIN_LAYOUTS)}) nor a layout .yaml file"
+            )
+        return self
+
+
+class ImportParams(Settings):
+    """Options of ``skelact import`` (the import stage of ``data.source: custom``).
+
+    The split: by the labels CSV's column ``split_by`` (values train / val) when set, else a
+    random ``val_fraction`` of each class (drawn with ``seed``) goes to val; sources that carry
+    their own split (npz, pyskl) keep it. ``normalise``: ``body`` centres on the layout's centre
+    joint and scales by the body's size; ``image`` maps 2-D pixels through ``img_shape``.
+    """
+
+    split_by: Name | None = None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    seed: NonNegInt = 0
+    on_error: Literal["fail", "skip"] = "fail"  # skip: drop bad clips, listed in the report
+    normalise: Literal["body", "image"] = "body"
+    num_persons: PositiveInt = 2  # persons kept per clip (the most active)
 
 
 class SynthParams(Settings):
@@ -212,6 +279,11 @@ class TrainConfig(Settings):
     scale_lr: bool = True
     val_batch_size: PositiveInt | None = None  # global; None = 2 x batch_size
     # --- model and data ---
+    with_score: bool = False  # feed keypoint_score as an extra last input channel (C + 1)
+    # the YAML file of a user layout that the samples name (built-in layouts need none)
+    layout_file: Name | None = None
+    # 2-D augmentation: isotropic scale uniform in [lo, hi] after the in-plane rotation; None off
+    scale_range: list[PositiveFloat] | None = None
     # Classes of the data's definition (60/120 for NTU, synth.num_classes for synthetic data);
     # the dataset refuses labels outside [0, num_classes). None only in direct Python use.
     num_classes: Annotated[int, Field(ge=2)] | None = None
@@ -251,6 +323,9 @@ class TrainConfig(Settings):
         lo, hi = self.train_min_ratio, self.train_max_ratio
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"train_min_ratio {lo} > train_max_ratio {hi}")
+        scale = self.scale_range
+        if scale is not None and (len(scale) != 2 or scale[0] > scale[1]):
+            raise ValueError(f"scale_range {scale} is not a [lo, hi] pair with lo <= hi")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,6 +345,7 @@ class Params(Settings):
     """The whole ``params.yaml``, validated."""
 
     data: DataParams = Field(default_factory=DataParams)
+    import_: ImportParams = Field(default_factory=ImportParams, alias="import")
     synth: SynthParams = Field(default_factory=SynthParams)
     preprocess: PreprocessParams = Field(default_factory=PreprocessParams)
     benchmarks: tuple[str, ...] = Field(("xsub",), strict=False, min_length=1)
@@ -310,7 +386,10 @@ class Params(Settings):
 
     @model_validator(mode="after")
     def _benchmarks_of_dataset(self) -> Params:
-        valid = ntu.DATASETS[self.data.dataset].benchmarks
+        if self.data.source == "custom":
+            valid: tuple[str, ...] = (CUSTOM_BENCHMARK,)
+        else:
+            valid = ntu.DATASETS[self.data.dataset].benchmarks
         for name in self.benchmarks:
             if name not in valid:
                 raise ValueError(f"benchmarks: unknown entry {name!r}; valid: {list(valid)}")
@@ -322,10 +401,13 @@ class Params(Settings):
         return recipe_mode(self)
 
     @property
-    def num_classes(self) -> int:
-        """Classes of the data's definition: 60/120 for NTU, ``synth.num_classes`` otherwise."""
+    def num_classes(self) -> int | None:
+        """Classes of the data's definition: 60/120 for NTU, ``synth.num_classes`` for synthetic
+        data; None for custom data (training counts the lines of the import's classes.txt)."""
         if self.data.source == "synthetic":
             return self.synth.num_classes
+        if self.data.source == "custom":
+            return None
         return ntu.DATASETS[self.data.source].num_classes
 
 
@@ -342,14 +424,20 @@ def _validated(cls: type[BaseModel], values: Any, where: str, sep: str = ".") ->
         raise _config_error(cls, where, sep, exc) from None
 
 
+def _keys(cls: type[BaseModel]) -> dict[str, Any]:
+    """The keys of a settings model as the YAML spells them (``import``, not ``import_``)."""
+    return {f.alias or name: f for name, f in cls.model_fields.items() if name != "path"}
+
+
 def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
     """The valid keys of the (nested) settings model at ``loc``."""
     for part in loc:
-        sub = cls.model_fields[part].annotation if part in cls.model_fields else None
+        field = _keys(cls).get(part)
+        sub = field.annotation if field is not None else None
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             break
         cls = sub
-    return sorted(k for k in cls.model_fields if k != "path")
+    return sorted(_keys(cls))
 
 
 def _config_error(cls: type[BaseModel], where: str, sep: str, exc: ValidationError) -> ConfigError:
@@ -372,7 +460,7 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
     return yamlfile.read_yaml(path, ConfigError, what="params file")
 
 
-_SECTIONS = tuple(name for name in Params.model_fields if name != "path")
+_SECTIONS = tuple(_keys(Params))
 
 
 def _train_layer(values: Any, where: str) -> dict[str, Any]:
@@ -421,7 +509,7 @@ def parse_params(raw: Any, path: str = "params.yaml") -> Params:
     values["quick"] = _per_model(values.get("quick"), f"{path}: quick", ("common",))
     values["train"] = _train_layer(values.get("train"), f"{path}: train")
     values["model"] = _per_model(values.get("model"), f"{path}: model")
-    for section in ("data", "synth", "preprocess", "evaluate", "tracking", "report"):
+    for section in ("data", "import", "synth", "preprocess", "evaluate", "tracking", "report"):
         if values.get(section) is None:
             values.pop(section, None)
     return _validated(Params, {**values, "path": path}, path, ": ")
@@ -438,10 +526,11 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
 
 
 def recipe_mode(params: Params) -> str:
-    """``paper`` for NTU data (the reference schedules), ``quick`` for synthetic, unless forced."""
+    """``paper`` for NTU data (the reference schedules), ``quick`` for synthetic and custom data
+    (the paper's schedules belong to NTU's size), unless forced."""
     if params.recipe != "auto":
         return params.recipe
-    return "quick" if params.data.source == "synthetic" else "paper"
+    return "paper" if params.data.source in NTU_SOURCES else "quick"
 
 
 def scale_steps(steps: list[int], from_epochs: int, to_epochs: int) -> list[int]:
@@ -540,7 +629,10 @@ def train_config(
         tuned.setdefault("track", params.tracking.enabled)
         if params.tracking.uri:
             tuned.setdefault("tracking_uri", params.tracking.uri)
-        tuned.setdefault("num_classes", params.num_classes)
+        if params.num_classes is not None:
+            tuned.setdefault("num_classes", params.num_classes)
+        if params.data.source == "custom" and params.data.layout.endswith((".yaml", ".yml")):
+            tuned.setdefault("layout_file", params.data.layout)
         if benchmark is not None:
             tuned.setdefault("experiment", experiment_name(params, benchmark))
     if benchmark is not None:
@@ -620,6 +712,42 @@ def preprocess_options(params: Params | None, **command_line: Any) -> dict[str, 
         "out_dir": Path(paths["out_dir"]),
         **options,
         "workers": options["workers"] or None,  # PreprocessSettings: None = all cores
+    }
+
+
+def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
+    """``skelact import``'s settings: fmt, src, layout, labels, out_dir and the ``import``
+    section (split_by, val_fraction, seed, on_error, normalise, num_persons).
+
+    From ``params.yaml``: ``data.format`` (fmt), ``data.raw_dir`` (the source), ``data.layout``,
+    ``data.labels`` and ``data.prepared_dir`` (the output); the command line wins.
+    """
+    section = params.import_ if params is not None else ImportParams()
+    given = _given(command_line)
+    values: dict[str, Any] = {}
+    if params is not None:
+        data = params.data
+        values = {"fmt": data.format, "src": data.raw_dir, "layout": data.layout,
+                  "labels": data.labels, "out_dir": data.prepared_dir}  # fmt: skip
+    values.update({k: given.pop(k) for k in ("fmt", "src", "layout", "labels", "out_dir")
+                   if k in given})  # fmt: skip
+    for key, flag in (("fmt", "--from"), ("src", "SRC"), ("layout", "--layout"),
+                      ("out_dir", "--out-dir")):  # fmt: skip
+        if values.get(key) is None:
+            raise ConfigError(f"{flag} is required (or --params params.yaml with data.source: "
+                              "custom)")  # fmt: skip
+    fmt = values["fmt"]
+    if fmt not in IMPORT_FORMATS:
+        raise ConfigError(f"--from: {bounded(fmt)} is not one of {list(IMPORT_FORMATS)}")
+    if fmt in ("openpose", "csv") and values.get("labels") is None:
+        raise ConfigError(f"--labels is required for --from {fmt} (a CSV of clip,label[,split])")
+    return {
+        "fmt": fmt,
+        "src": Path(values["src"]),
+        "layout": str(values["layout"]),
+        "labels": None if values.get("labels") is None else Path(values["labels"]),
+        "out_dir": Path(values["out_dir"]),
+        **_override(section, **given),
     }
 
 

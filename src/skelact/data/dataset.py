@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.annotations import check_annotations, load_annotations, raise_problems
+from skelact.data.annotations import (
+    DEFAULT_LAYOUT,
+    check_annotations,
+    load_annotations,
+    raise_problems,
+    sample_layout,
+)
 from skelact.data.safe_pickle import DatasetError, UnsafePickleError, safe_load
 
 __all__ = [
@@ -41,7 +47,10 @@ class SkeletonSet:
 
     ``frames`` is float32 ``(sum T, M, V, C)`` (frame-major so that one index picks a whole frame
     of a sample); ``offsets`` int64 ``(N + 1,)``; ``labels`` int64 ``(N,)``; ``names`` the
-    frame_dirs; ``lengths`` int64 ``(N,)``.
+    frame_dirs; ``lengths`` int64 ``(N,)``; ``layout`` the joint layout's name (``'ntu25'`` for
+    NTU data). C is the coordinates (``dims``: 2 for image-plane x, y, 3 for x, y, z), plus the
+    joint score as the last channel when ``with_score`` (``num_channels`` = dims + 1): the models
+    then see the detector's confidence, as PYSKL feeds it.
 
     Storage detail: the frames are kept contiguous as ``storage`` ``(sum T, V, M, C)`` and
     ``frames`` is a transposed *view* of it. That order puts (V, M) next to each other as in the
@@ -63,14 +72,17 @@ class SkeletonSet:
         source: str = "",
         *,
         num_classes: int | None = None,
+        layout: str = DEFAULT_LAYOUT,
+        with_score: bool = False,
     ) -> None:
         """Build from a ``(sum T, M, V, C)`` frames array (copied into storage order if needed).
 
         ``num_classes``: the class count of the data's definition (e.g. 60 for NTU 60); labels
         outside ``[0, num_classes)`` are then an error naming the sample. None derives the count
-        from the labels (max + 1).
+        from the labels (max + 1). ``with_score``: the last channel of C is a joint score.
         """
-        self._init(_to_storage_order(frames), offsets, labels, names, source, num_classes)
+        self._init(_to_storage_order(frames), offsets, labels, names, source, num_classes,
+                   layout, with_score)  # fmt: skip
 
     @classmethod
     def from_storage(
@@ -82,10 +94,12 @@ class SkeletonSet:
         source: str = "",
         *,
         num_classes: int | None = None,
+        layout: str = DEFAULT_LAYOUT,
+        with_score: bool = False,
     ) -> SkeletonSet:
         """Wrap an array already in storage order ``(sum T, V, M, C)`` without copying it."""
         obj = cls.__new__(cls)
-        obj._init(storage, offsets, labels, names, source, num_classes)
+        obj._init(storage, offsets, labels, names, source, num_classes, layout, with_score)
         return obj
 
     def _init(
@@ -96,12 +110,16 @@ class SkeletonSet:
         names: list[str],
         source: str,
         num_classes: int | None,
+        layout: str,
+        with_score: bool,
     ) -> None:
         self.storage = storage
         self.offsets = offsets
         self.labels = labels
         self.names = list(names)
         self.source = source
+        self.layout = str(layout)
+        self.with_score = bool(with_score)
         self._num_classes = num_classes
         where = source or "SkeletonSet"
         host = _to_numpy(offsets).astype(np.int64, copy=False)
@@ -112,6 +130,11 @@ class SkeletonSet:
             )
         if storage.ndim != 4:
             raise DatasetError(f"{where}: frames must be 4-D (sum T, M, V, C)")
+        if storage.shape[3] - self.with_score not in (2, 3):
+            score = " + 1 score" if self.with_score else ""
+            raise DatasetError(
+                f"{where}: frames have C = {storage.shape[3]}; expected 2 or 3 coordinates{score}"
+            )
         self.host_offsets = host
         self.lengths = np.diff(host)
         if len(self.lengths) and self.lengths.min() < 1:
@@ -142,7 +165,8 @@ class SkeletonSet:
     def __repr__(self) -> str:
         return (
             f"SkeletonSet({len(self)} samples, {self.storage.shape[0]} frames, "
-            f"M={self.num_persons}, V={self.num_joints}, C={self.num_channels}, "
+            f"M={self.num_persons}, V={self.num_joints}, C={self.num_channels}"
+            f"{' (score last)' if self.with_score else ''}, layout={self.layout}, "
             f"on {self.device}, source={self.source!r})"
         )
 
@@ -173,7 +197,13 @@ class SkeletonSet:
 
     @property
     def num_channels(self) -> int:
+        """The model's input channels: the coordinates, plus the score when ``with_score``."""
         return int(self.storage.shape[3])
+
+    @property
+    def dims(self) -> int:
+        """Coordinate channels: 2 (image-plane x, y) or 3 (x, y, z); the score is not one."""
+        return self.num_channels - int(self.with_score)
 
     @property
     def device(self) -> str:
@@ -196,7 +226,7 @@ class SkeletonSet:
         offsets = torch.as_tensor(self.host_offsets, dtype=torch.int64).to(device)
         labels = torch.as_tensor(_to_numpy(self.labels), dtype=torch.int64).to(device)
         return SkeletonSet.from_storage(
-            storage, offsets, labels, self.names, self.source, num_classes=self._num_classes
+            storage, offsets, labels, self.names, self.source, **self._meta()
         )
 
     def subset(self, indices: Iterable[int]) -> SkeletonSet:
@@ -212,8 +242,16 @@ class SkeletonSet:
         labels = _to_numpy(self.labels)[idx].copy()
         names = [self.names[i] for i in idx]
         return SkeletonSet.from_storage(
-            out, new_offsets, labels, names, self.source, num_classes=self._num_classes
+            out, new_offsets, labels, names, self.source, **self._meta()
         )
+
+    def _meta(self) -> dict[str, Any]:
+        """What a copy (`to`, `subset`) keeps besides the arrays."""
+        return {
+            "num_classes": self._num_classes,
+            "layout": self.layout,
+            "with_score": self.with_score,
+        }
 
     @classmethod
     def from_annotations(
@@ -225,6 +263,7 @@ class SkeletonSet:
         consume: bool = False,
         validate: bool = True,
         num_classes: int | None = None,
+        with_score: bool = False,
     ) -> SkeletonSet:
         """Concatenate validated annotation dicts into one ragged float32 array.
 
@@ -234,27 +273,37 @@ class SkeletonSet:
         its dict right after copying, so the peak memory stays about one copy of the data (the
         target array is allocated lazily by the OS and filled as the sources are freed).
         ``validate=False`` skips the per-sample checks (for annotations `load_annotations` has
-        just checked); ``num_classes`` as in the constructor.
+        just checked); ``num_classes`` as in the constructor. ``with_score``: append each
+        sample's ``keypoint_score`` as the last channel (a sample without one is an error
+        naming it); otherwise scores are not read.
         """
+        where = source or "annotations"
         if not annotations:
-            raise DatasetError(f"{source or 'annotations'}: no samples")
+            raise DatasetError(f"{where}: no samples")
         problems = check_annotations(annotations, num_classes) if validate else []
         if problems:
-            raise_problems(Path(source or "annotations"), problems)
+            raise_problems(Path(where), problems)
+        if with_score:
+            _require_scores(annotations, where)
         shapes = [a["keypoint"].shape for a in annotations]
         m_out = num_persons if num_persons is not None else max(s[0] for s in shapes)
         v, c = shapes[0][2], shapes[0][3]
         lengths = np.fromiter((s[1] for s in shapes), dtype=np.int64, count=len(shapes))
         offsets = np.zeros(len(shapes) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        storage = np.empty((int(offsets[-1]), v, m_out, c), dtype=np.float32)
+        storage = np.empty((int(offsets[-1]), v, m_out, c + int(with_score)), dtype=np.float32)
         labels = np.empty(len(shapes), dtype=np.int64)
         names: list[str] = []
+        layout = sample_layout(annotations[0])
         for i, ann in enumerate(annotations):
             kp = ann.pop("keypoint") if consume else ann["keypoint"]
             m = min(kp.shape[0], m_out)
             block = storage[offsets[i] : offsets[i + 1]]
-            block[:, :, :m] = kp[:m].transpose(1, 2, 0, 3)  # M T V C -> T V M C (casts to f32)
+            block[:, :, :m, :c] = kp[:m].transpose(1, 2, 0, 3)  # M T V C -> T V M C (to f32)
+            if with_score:
+                score = ann.pop("keypoint_score") if consume else ann["keypoint_score"]
+                block[:, :, :m, c] = score[:m].transpose(1, 2, 0)
+                del score
             if m < m_out:
                 block[:, :, m:] = 0.0
             del kp
@@ -264,7 +313,8 @@ class SkeletonSet:
             names.append(str(ann["frame_dir"]))
         if consume:
             _release_freed_memory()
-        return cls.from_storage(storage, offsets, labels, names, source, num_classes=num_classes)
+        return cls.from_storage(storage, offsets, labels, names, source, num_classes=num_classes,
+                                layout=layout, with_score=with_score)  # fmt: skip
 
     @classmethod
     def from_file(
@@ -274,11 +324,13 @@ class SkeletonSet:
         *,
         num_persons: int | None = 2,
         num_classes: int | None = None,
+        with_score: bool = False,
     ) -> SkeletonSet:
         """Load a pickle of either format (``split`` for PYSKL files) into a ragged set.
 
         Refuses, naming the sample, anything `load_annotations` refuses: unsafe or hostile
-        pickles, malformed samples, NaN or inf coordinates, labels outside ``num_classes``.
+        pickles, malformed samples, NaN or inf coordinates, scores outside [0, 1], raw 3-D
+        coordinates, labels outside ``num_classes``; with ``with_score``, samples without scores.
         """
         annotations = load_annotations(path, split, num_classes=num_classes)
         return cls.from_annotations(
@@ -288,6 +340,19 @@ class SkeletonSet:
             consume=True,
             validate=False,
             num_classes=num_classes,
+            with_score=with_score,
+        )
+
+
+def _require_scores(annotations: list[dict], where: str) -> None:
+    """Every sample carries ``keypoint_score``, else an error naming the first that does not."""
+    missing = [i for i, a in enumerate(annotations) if "keypoint_score" not in a]
+    if missing:
+        first = annotations[missing[0]]
+        raise DatasetError(
+            f"{where}: sample {missing[0]} ({first.get('frame_dir')!r}) has no keypoint_score "
+            f"({len(missing)} of {len(annotations)} sample(s) without), but with_score feeds the "
+            "score as an input channel; set with_score: false or use data with scores"
         )
 
 

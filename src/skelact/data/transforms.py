@@ -15,6 +15,13 @@ computation is split in two:
    ``torch.nn.functional.interpolate`` (float32 source index, clamped at 0, right neighbour
    clamped at the last frame) so results equal the reference to float rounding.
 
+2-D data (image-plane x, y) is not turned about three axes: its augmentation is a rotation in
+the image plane (one angle per sample) and, when ``scale_range`` is given, a random isotropic
+scale, drawn after the crop in that order. Only the coordinates are transformed; a score channel
+(``SkeletonSet.with_score``) passes through unchanged. 3-D data keeps the reference's draws and
+arithmetic exactly (the optional scale is drawn after its angles, so without it the stream is the
+reference's).
+
 `draw_legacy` reproduces the reference's exact random stream (NumPy's legacy global generator,
 per sample: length, start, angles) for parity with seeded reference runs.
 
@@ -39,7 +46,15 @@ import torch
 
 from skelact.data.sampling import center_crop
 
-__all__ = ["Draws", "Plan", "ClipSampler", "rotation_matrices", "interp_indices"]
+__all__ = [
+    "Draws",
+    "Plan",
+    "ClipSampler",
+    "rotation_matrices",
+    "plane_rotations",
+    "transform_matrices",
+    "interp_indices",
+]
 
 
 @dataclass
@@ -47,24 +62,29 @@ class Draws:
     """The random (or, for val, deterministic) choices for one batch, all on the CPU.
 
     ``starts``/``lens``: int64 ``(N,)`` crop start and length per sample; ``angles``: float64
-    ``(N, 3)`` rotation angles (z, y, x) in radians, or None when rotation is off.
+    ``(N, 3)`` rotation angles (z, y, x) in radians for 3-D data, ``(N, 1)`` in-plane angles for
+    2-D data, or None when rotation is off; ``scales``: float64 ``(N,)`` isotropic scale factors,
+    or None when scaling is off.
     """
 
     starts: np.ndarray
     lens: np.ndarray
     angles: np.ndarray | None = None
+    scales: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
 
     @classmethod
     def concat(cls, parts: list[Draws]) -> Draws:
-        """The draws of consecutive batches as one (rotations present in all parts or none)."""
+        """The draws of consecutive batches as one (rotations/scales in all parts or none)."""
         angles = [d.angles for d in parts]
+        scales = [d.scales for d in parts]
         return cls(
             starts=np.concatenate([d.starts for d in parts]),
             lens=np.concatenate([d.lens for d in parts]),
             angles=None if any(a is None for a in angles) else np.concatenate(angles),
+            scales=None if any(a is None for a in scales) else np.concatenate(scales),
         )
 
 
@@ -73,9 +93,10 @@ class Plan:
     """The device-side inputs of `ClipSampler.gather` for consecutive samples.
 
     ``rows``: int64 ``(N,)`` global storage row of each crop's first frame; ``lens``: int64
-    ``(N,)`` crop lengths; ``rot``: float32 ``(N, 3, 3)`` rotation matrices or None. All on the
-    device that holds the data; slicing (``plan[a:b]``) is free, so an epoch's plan is built and
-    uploaded once and each step takes its batch's rows.
+    ``(N,)`` crop lengths; ``rot``: float32 ``(N, C, C)`` per-sample matrices (rotation, times
+    the scale, identity on a score channel; ``(N, 3, 3)`` rotations for 3-D data) or None. All
+    on the device that holds the data; slicing (``plan[a:b]``) is free, so an epoch's plan is
+    built and uploaded once and each step takes its batch's rows.
     """
 
     rows: torch.Tensor
@@ -107,6 +128,38 @@ def rotation_matrices(angles: np.ndarray) -> np.ndarray:
     return rz @ ry @ rx
 
 
+def plane_rotations(angles: np.ndarray) -> np.ndarray:
+    """``[[cos a, -sin a], [sin a, cos a]]`` for each angle ``(N,)`` -> ``(N, 2, 2)`` float64."""
+    angles = np.asarray(angles, dtype=np.float64).reshape(-1)
+    cos, sin = np.cos(angles), np.sin(angles)
+    return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+
+
+def transform_matrices(draws: Draws, dims: int, channels: int) -> np.ndarray | None:
+    """The per-sample ``(N, channels, channels)`` float32 matrix of ``draws``, or None.
+
+    The rotation (3-D: `rotation_matrices`; 2-D: `plane_rotations`) times the scale acts on the
+    ``dims`` coordinate channels; any channel after them (a score) maps to itself. For 3-D data
+    without scaling this is exactly ``rotation_matrices(angles)`` in float32.
+    """
+    if draws.angles is None and draws.scales is None:
+        return None
+    n = len(draws)
+    if draws.angles is None:
+        coords = np.broadcast_to(np.eye(dims), (n, dims, dims))
+    elif dims == 3:
+        coords = rotation_matrices(draws.angles)
+    else:
+        coords = plane_rotations(draws.angles[:, 0])
+    if draws.scales is not None:
+        coords = coords * draws.scales[:, None, None]
+    if channels == dims:
+        return np.ascontiguousarray(coords, dtype=np.float32)
+    full = np.tile(np.eye(channels), (n, 1, 1))
+    full[:, :dims, :dims] = coords
+    return full.astype(np.float32)
+
+
 def interp_indices(
     lens: torch.Tensor, clip_len: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -134,13 +187,14 @@ def interp_indices(
 
 
 class ClipSampler:
-    """Crop + resize to ``clip_len`` (+ rotation) for batches of a `SkeletonSet`.
+    """Crop + resize to ``clip_len`` (+ rotation and scale) for batches of a `SkeletonSet`.
 
     ``train=True``: random crop with length uniform in [int(0.5 n), int(1.0 n)], clamped to
     [min(min_len, n), n], start uniform, then resize and (when ``rotate`` > 0) a random rotation
-    with angles uniform in [-rotate*pi, rotate*pi]. ``train=False``: centre crop of
-    ``int(n * clip_ratio)`` frames (at least 1), resize, no rotation. Output N x C x T x V x M
-    float32 on ``device``.
+    with angles uniform in [-rotate*pi, rotate*pi] (three angles for ``dims`` = 3, one in the
+    image plane for ``dims`` = 2), then (when ``scale_range`` = (lo, hi) is given) a scale
+    uniform in [lo, hi]. ``train=False``: centre crop of ``int(n * clip_ratio)`` frames (at
+    least 1), resize, no rotation or scale. Output N x C x T x V x M float32 on ``device``.
 
     ``data`` may be a host `SkeletonSet` (NumPy arrays; the batch is gathered on the CPU and the
     result moved to ``device``) or ``SkeletonSet.to(device)`` (everything stays on the device;
@@ -154,6 +208,8 @@ class ClipSampler:
         train: bool,
         clip_ratio: float = 0.9,
         rotate: float = 0.0,
+        scale_range: tuple[float, float] | None = None,
+        dims: int = 3,
         min_len: int = 64,
         min_ratio: float = 0.5,
         max_ratio: float = 1.0,
@@ -167,10 +223,18 @@ class ClipSampler:
             raise ValueError(f"need 0 < min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
         if rotate < 0:
             raise ValueError(f"rotate must be >= 0, got {rotate}")
+        if dims not in (2, 3):
+            raise ValueError(f"dims must be 2 (x, y) or 3 (x, y, z), got {dims}")
+        if scale_range is not None and not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError(f"scale_range must be (lo, hi) with 0 < lo <= hi, got {scale_range}")
         self.clip_len = int(clip_len)
         self.train = bool(train)
         self.clip_ratio = float(clip_ratio)
         self.rotate = float(rotate) if train else 0.0
+        self.dims = int(dims)
+        self.scale_range = (
+            (float(scale_range[0]), float(scale_range[1])) if train and scale_range else None
+        )
         self.min_len = int(min_len)
         self.min_ratio = float(min_ratio)
         self.max_ratio = float(max_ratio)
@@ -179,7 +243,8 @@ class ClipSampler:
 
     def __repr__(self) -> str:
         mode = (
-            f"train, rotate={self.rotate}, min_len={self.min_len}"
+            f"train, {self.dims}-D, rotate={self.rotate}, scale_range={self.scale_range}, "
+            f"min_len={self.min_len}"
             if self.train
             else f"val, clip_ratio={self.clip_ratio}"
         )
@@ -207,11 +272,14 @@ class ClipSampler:
         hi = (n * self.max_ratio).astype(np.int64)
         lens = self._clamp(rng.integers(lo, hi + 1), n)
         starts = rng.integers(0, n - lens + 1)
-        angles = None
+        angles = scales = None
         if self.rotate > 0:
             theta = self.rotate * math.pi
-            angles = rng.uniform(-theta, theta, size=(n.shape[0], 3))
-        return Draws(starts=starts.astype(np.int64), lens=lens.astype(np.int64), angles=angles)
+            angles = rng.uniform(-theta, theta, size=(n.shape[0], 3 if self.dims == 3 else 1))
+        if self.scale_range is not None:
+            scales = rng.uniform(*self.scale_range, size=n.shape[0])
+        return Draws(starts=starts.astype(np.int64), lens=lens.astype(np.int64), angles=angles,
+                     scales=scales)  # fmt: skip
 
     def draw_batches(
         self, lengths: list[np.ndarray], rng: np.random.Generator | None = None
@@ -223,8 +291,9 @@ class ClipSampler:
         its draws are uploaded in one copy.
         """
         if not lengths:
-            return Draws(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                         np.zeros((0, 3)) if self.rotate > 0 else None)  # fmt: skip
+            angles = np.zeros((0, 3 if self.dims == 3 else 1)) if self.rotate > 0 else None
+            scales = np.zeros(0) if self.scale_range is not None else None
+            return Draws(np.zeros(0, np.int64), np.zeros(0, np.int64), angles, scales)
         return Draws.concat([self.draw(n, rng) for n in lengths])
 
     def draw_legacy(
@@ -240,6 +309,8 @@ class ClipSampler:
         n = np.asarray(lengths, dtype=np.int64).reshape(-1)
         if not self.train:
             return self._center(n)
+        if self.dims != 3 or self.scale_range is not None:
+            raise ValueError("draw_legacy is the reference's 3-D stream: no 2-D draws or scales")
         rs: Any = np.random if random_state is None else random_state
         starts = np.empty(n.shape[0], dtype=np.int64)
         lens = np.empty(n.shape[0], dtype=np.int64)
@@ -291,16 +362,19 @@ class ClipSampler:
         rows = _upload(_offsets_numpy(data)[idx] + draws.starts, work)
         lens = _upload(np.ascontiguousarray(draws.lens), work)
         rot = None
-        if draws.angles is not None:
-            if data.num_channels != 3:
+        if draws.angles is not None or draws.scales is not None:
+            dims = getattr(data, "dims", data.num_channels)
+            if dims != self.dims:
                 raise ValueError(
-                    f"rotation needs C = 3 (x, y, z); the data has C = {data.num_channels}"
+                    f"this sampler augments {self.dims}-D coordinates; the data has {dims} "
+                    f"(C = {data.num_channels})"
                 )
-            rot = _upload(rotation_matrices(draws.angles).astype(np.float32), work)
+            matrices = transform_matrices(draws, dims, data.num_channels)
+            rot = _upload(np.ascontiguousarray(matrices), work)
         return Plan(rows=rows, lens=lens, rot=rot)
 
     def gather(self, data: Any, plan: Plan) -> torch.Tensor:
-        """Crop, resize and rotate the planned samples of ``data`` -> N x C x T x V x M.
+        """Crop, resize and rotate/scale the planned samples of ``data`` -> N x C x T x V x M.
 
         Only tensor operations on the data's device: on a GPU-resident set a step neither waits
         for the host nor copies to the device.

@@ -1,9 +1,10 @@
 """`skelact validate`: check a skeleton pickle and summarise it, collecting every problem.
 
 Unlike loading, validation never stops at the first bad sample: the report lists what is wrong
-(unreadable or unsafe file, wrong structure, malformed samples, NaN or inf coordinates, labels
-outside the class count) next to the numbers a user checks before training (samples, classes,
-frames, persons, label gaps).
+(unreadable or unsafe file, wrong structure, malformed samples, NaN or inf coordinates, scores
+outside [0, 1], a joint count that is not the layout's, raw 3-D coordinates, labels outside the
+class count) next to the numbers a user checks before training (samples, classes, frames,
+persons, layout, 2-D or 3-D, scores, label gaps).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import numpy as np
 
 from skelact.data.annotations import (
     check_annotations,
+    is_raw,
     nonfinite_counts,
     pickle_format,
+    raw_problems,
+    sample_layout,
     select_split,
     structure_problems,
 )
@@ -41,7 +45,11 @@ class ValidationReport:
     frames_max: int = 0
     persons: dict[int, int] = field(default_factory=dict)  # M -> number of samples
     joints: int = 0
-    channels: int = 0
+    channels: int = 0  # C: 2 (x, y) or 3 (x, y, z)
+    layout: str = ""  # of the first sound sample; 'ntu25' when it has no 'layout' key
+    layout_given: bool = False  # whether the samples name their layout
+    samples_with_score: int = 0  # samples with a keypoint_score array
+    raw_samples: int = 0  # 3-D samples that are not pre-normalised (see annotations.is_raw)
     nan_count: int = 0
     samples_with_nan: int = 0
     inf_count: int = 0  # as float32, the dtype training reads: |x| > 3.4e38 counts too
@@ -76,6 +84,7 @@ def validate_file(
         report.problems.append(f"{path}: no samples")
         return report
     report.problems.extend(check_annotations(annotations, num_classes))
+    report.problems.extend(raw_problems(path, annotations))
     # The summary covers every sample whose structure is sound, bad values or labels included.
     good = [a for i, a in enumerate(annotations) if not structure_problems(i, a)]
     report.num_samples = len(annotations)
@@ -87,6 +96,10 @@ def validate_file(
     report.persons = dict(sorted(Counter(int(a["keypoint"].shape[0]) for a in good).items()))
     report.joints = int(good[0]["keypoint"].shape[2])
     report.channels = int(good[0]["keypoint"].shape[3])
+    report.layout = sample_layout(good[0])
+    report.layout_given = "layout" in good[0]
+    report.samples_with_score = sum("keypoint_score" in a for a in good)
+    report.raw_samples = sum(is_raw(a) for a in good)
     for a in good:
         nans, infs = nonfinite_counts(a["keypoint"])
         report.nan_count += nans

@@ -5,8 +5,11 @@ run logs and the numbers ``skelact test`` reports on its checkpoint come from on
 Outputs: metrics.json (numbers only: a DVC metrics file), eval_info.json (model, files, run id),
 per_class.csv, confusion.csv, confusion.png, predictions.csv.
 
-A checkpoint whose weights are not finite (a diverged run) is refused rather than scored, and a
-label outside the model's classes is an error naming the sample.
+A checkpoint whose weights are not finite (a diverged run) is refused rather than scored, a
+label outside the model's classes is an error naming the sample, and data of another joint count
+or channel count than the model's is an error naming both. Class names come from the data's
+``classes.txt`` (written by ``skelact import``), else from the names the training run recorded,
+else they are NTU's action names.
 """
 
 from __future__ import annotations
@@ -85,6 +88,50 @@ def class_names(num_classes: int) -> list[str]:
 
     names = list(action_names(min(num_classes, 120)))
     return names + [f"class {i}" for i in range(len(names), num_classes)]
+
+
+def resolve_class_names(
+    num_classes: int,
+    *,
+    data: str | Path | None = None,
+    raw_ckpt: dict | None = None,
+    checkpoint: str | Path = "checkpoint",
+) -> list[str]:
+    """The names of the model's classes, by index.
+
+    From the ``classes.txt`` beside ``data`` (it must list ``num_classes`` names: an error names
+    the file), else from the names the training run recorded in the checkpoint (those of its
+    data's classes.txt), else NTU's action names.
+    """
+    from skelact.data.classes import find_classes, read_classes
+
+    path = find_classes(data) if data is not None else None
+    if path is not None:
+        return read_classes(path, num_classes)
+    recorded = (raw_ckpt or {}).get("class_names")
+    if recorded:
+        if len(recorded) != num_classes:
+            raise EvaluationError(
+                f"{checkpoint}: records {len(recorded)} class names for a model of "
+                f"{num_classes} classes"
+            )
+        return [str(name) for name in recorded]
+    return class_names(num_classes)
+
+
+def check_input(data: Any, options: dict[str, Any], checkpoint: str) -> None:
+    """The data's layout, joints and channels are the ones the model was built for (as far as
+    the checkpoint records them)."""
+    facts = (("layout", data.layout), ("num_joints", data.num_joints),
+             ("in_channels", data.num_channels))  # fmt: skip
+    for key, have in facts:
+        want = options.get(key)
+        if want is not None and str(want) != str(have):
+            raise EvaluationError(
+                f"{data.source}: {key.replace('_', ' ')} {have} ({data.layout}, {data.dims}-D"
+                f"{' + score' if data.with_score else ''}), but the model in {checkpoint} takes "
+                f"{want}; evaluate on data of the training run's layout and format"
+            )
 
 
 @dataclass
@@ -176,12 +223,18 @@ NUMERIC_INFO = ("clip_len", "clip_ratio", "checkpoint_epoch")
 
 
 def write_outputs(
-    out_dir: Path, logits: np.ndarray, labels: np.ndarray, names: list[str], info: dict[str, Any]
+    out_dir: Path,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    info: dict[str, Any],
+    classes: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Write the result files atomically; return the metrics dict and the file paths.
 
     ``info`` describes the run (model, checkpoint, data, sampling, benchmark, seed): its numbers
-    join the metrics, its names go to ``eval_info.json`` with the file paths.
+    join the metrics, its names go to ``eval_info.json`` with the file paths. ``classes``: the
+    class names by index (None: NTU's action names).
     """
     from skelact.report import plot_confusion, run_title
 
@@ -200,7 +253,7 @@ def write_outputs(
         "classes_present": int((support > 0).sum()),
         **{k: info[k] for k in NUMERIC_INFO if _is_number(info.get(k))},
     }
-    action = class_names(num_classes)
+    action = list(classes) if classes is not None else class_names(num_classes)
     files = {
         k: str(out_dir / f)
         for k, f in (
@@ -262,18 +315,27 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         model, raw, name = load_model(cfg.checkpoint, cfg.model, cfg.clip_len)
         model.to(device)
         clip_len, clip_ratio = sampling_for(name, raw, cfg.clip_len, cfg.clip_ratio)
-        data = SkeletonSet.from_file(cfg.data, cfg.split)
+        own = is_own_checkpoint(raw)
+        train_cfg = (raw.get("config") or {}) if own else {}
+        data = SkeletonSet.from_file(cfg.data, cfg.split,
+                                     with_score=bool(train_cfg.get("with_score")))  # fmt: skip
         spec = getattr(model, "skelact_spec", {}) or {}
-        num_classes = int(spec.get("options", {}).get("num_classes", 0))
+        options = spec.get("options", {})
+        check_input(data, options, str(cfg.checkpoint))
+        num_classes = int(options.get("num_classes", 0))
+        classes = None
         if num_classes:
             check_labels(data, num_classes, cfg.checkpoint)
+            classes = resolve_class_names(num_classes, data=cfg.data, raw_ckpt=raw,
+                                          checkpoint=cfg.checkpoint)  # fmt: skip
         labels = np.asarray(data.labels)  # from the host copy, before the upload
         if device.type == "cuda":
             data = data.to(device)
         sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
         logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
-        own = is_own_checkpoint(raw)
-        train_cfg = (raw.get("config") or {}) if own else {}
+        if classes is None:  # no class count recorded: the model's output decides it
+            classes = resolve_class_names(logits.shape[1], data=cfg.data, raw_ckpt=raw,
+                                          checkpoint=cfg.checkpoint)  # fmt: skip
         info = {
             "model": name,
             "benchmark": train_cfg.get("benchmark") or guess_benchmark(cfg.data, cfg.split),
@@ -285,7 +347,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
             "clip_ratio": clip_ratio,
             "checkpoint_epoch": raw.get("epoch"),
         }
-        metrics, files = write_outputs(out_dir, logits, labels, list(data.names), info)
+        metrics, files = write_outputs(out_dir, logits, labels, list(data.names), info, classes)
         seconds = time.perf_counter() - t0
         tracked_run = _track_eval(cfg, raw.get("mlflow_run_id") if own else None, name, metrics,
                                   files)  # fmt: skip

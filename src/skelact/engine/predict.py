@@ -2,7 +2,8 @@
 
 The file goes through exactly the preprocessing of the pipeline (``load_sample``) and the val
 sampling of the model's recipe (center crop + resize), via the same `infer` as ``skelact test``,
-so a prediction here equals that sample's row in ``predictions.csv``.
+so a prediction here equals that sample's row in ``predictions.csv``. Classes are named as the
+training run recorded them (its data's ``classes.txt``), else with NTU's action names.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def predict_file(
     from skelact.engine.distributed import resolve_device
     from skelact.engine.evaluate import (
         EvaluationError,
-        class_names,
         infer,
         load_model,
+        resolve_class_names,
         sampling_for,
         softmax,
     )
@@ -76,7 +77,7 @@ def predict_file(
     sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=dev)
     logits = infer(net, one, sampler, np.arange(1), 1, dev)
     probs = softmax(logits.astype(np.float64))[0]
-    names = class_names(len(probs))
+    names = resolve_class_names(len(probs), raw_ckpt=raw, checkpoint=checkpoint)
     order = np.argsort(-probs, kind="stable")[: min(top_k, len(probs))]
     return Prediction(
         sample=str(ann["frame_dir"]),

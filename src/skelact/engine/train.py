@@ -75,7 +75,8 @@ RUN_FILES = (
     "last.pt", "best.pt", "metrics.jsonl", "history.csv", "val_history.csv", "summary.json",
     "run_info.json", "config.json", "curves.png", "train.log",
 )  # fmt: skip
-INFO_FIELDS = ("model", "benchmark", "device", "completed", "mlflow_run_id", "out_dir", "files")
+INFO_FIELDS = ("model", "benchmark", "device", "completed", "mlflow_run_id", "out_dir", "files",
+               "layout", "dims", "with_score")  # fmt: skip
 
 
 @dataclass
@@ -106,14 +107,17 @@ class TrainResult:
     seconds: float
     mlflow_run_id: str | None = None
     benchmark: str | None = None
+    layout: str = "ntu25"  # the data's joint layout
+    dims: int = 3  # coordinates per joint: 2 (x, y) or 3 (x, y, z)
+    with_score: bool = False  # whether the joint score was an input channel
     files: dict[str, str] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float | int]:
-        """The numeric fields (``summary.json``, a DVC metrics file: numbers only)."""
+        """The numeric results (``summary.json``, a DVC metrics file: numbers only)."""
         return {
             k: v
             for k, v in asdict(self).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            if isinstance(v, int | float) and not isinstance(v, bool) and k not in INFO_FIELDS
         }
 
     def info(self) -> dict[str, Any]:
@@ -134,6 +138,7 @@ class Run:
     benchmark: str | None
     train_set: Any
     val_set: Any
+    class_names: list[str] | None  # from classes.txt beside the training data, when present
     train_labels: torch.Tensor
     val_labels: np.ndarray
     train_sampler: Any
@@ -223,6 +228,7 @@ def setup(
     ``sets``: (train, val) host `SkeletonSet`s to use instead of reading ``cfg.train_path`` /
     ``cfg.val_path`` (the throughput benchmark's in-memory data).
     """
+    from skelact.data.annotations import DEFAULT_LAYOUT
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
     from skelact.models import build_model
@@ -245,13 +251,19 @@ def setup(
     # data: whole sets in memory as ragged arrays (uploaded once when on a GPU); labels are read
     # from the host copies, before the frames are uploaded
     # labels outside [0, num_classes) are refused here, naming the sample
+    names = None
     if sets is None:
-        train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split,
-                                          num_classes=cfg.num_classes)  # fmt: skip
-        val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split, num_classes=cfg.num_classes)
+        names = data_class_names(cfg.train_path, cfg.num_classes)
+        declared = cfg.num_classes or (len(names) if names else None)
+        train_set = SkeletonSet.from_file(cfg.train_path, cfg.train_split, num_classes=declared,
+                                          with_score=cfg.with_score)  # fmt: skip
+        val_set = SkeletonSet.from_file(cfg.val_path, cfg.val_split, num_classes=declared,
+                                        with_score=cfg.with_score)  # fmt: skip
     else:
         train_set, val_set = sets
-    num_classes = class_count(cfg, train_set, val_set, log)
+        declared = cfg.num_classes
+    check_same_data(train_set, val_set)
+    num_classes = class_count(declared, train_set, val_set, log)
     train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64, device=device)
     val_labels = np.asarray(val_set.labels)
     if device.type == "cuda":
@@ -259,24 +271,29 @@ def setup(
 
     # model, optimizer, schedule (the same initial weights on every rank, by seed)
     torch.manual_seed(cfg.seed)
+    # the graph (DGCN) and the checkpoint follow the data's layout; ntu25 is build_model's default
+    layout = model_layout(train_set, cfg.layout_file)
+    layout_arg = {} if layout == DEFAULT_LAYOUT else {"layout": layout}
     model = build_model(
         cfg.model, num_classes=num_classes, clip_len=cfg.clip_len,
         num_persons=train_set.num_persons, num_joints=train_set.num_joints,
-        in_channels=train_set.num_channels, **cfg.model_options,
+        in_channels=train_set.num_channels, **layout_arg, **cfg.model_options,
     ).to(device)  # fmt: skip
     if env.world_size == 1:  # DDP needs the same weight strides on every rank: no per-rank choice
         batch = (cfg.batch_size, train_set.num_channels, cfg.clip_len, train_set.num_joints,
                  train_set.num_persons)  # fmt: skip
-        layout = tune_memory_format(model, batch, deterministic=cfg.deterministic)
-        log(f"weight layout: {layout}")
+        memory_format = tune_memory_format(model, batch, deterministic=cfg.deterministic)
+        log(f"weight layout: {memory_format}")
     lr = effective_lr(cfg)
     optimizer = build_optimizer(model, cfg, lr)
     run = Run(
         cfg=cfg, env=env, device=device, out_dir=out_dir, log=log,
         benchmark=cfg.benchmark or guess_benchmark(cfg.train_path, cfg.train_split),
-        train_set=train_set, val_set=val_set, train_labels=train_labels, val_labels=val_labels,
+        train_set=train_set, val_set=val_set, class_names=names, train_labels=train_labels,
+        val_labels=val_labels,
         train_sampler=ClipSampler(
-            cfg.clip_len, train=True, rotate=cfg.rotate, min_len=cfg.min_len,
+            cfg.clip_len, train=True, rotate=cfg.rotate, dims=train_set.dims,
+            scale_range=tuple(cfg.scale_range) if cfg.scale_range else None, min_len=cfg.min_len,
             min_ratio=cfg.train_min_ratio, max_ratio=cfg.train_max_ratio, device=device,
         ),
         val_sampler=ClipSampler(
@@ -304,7 +321,9 @@ def setup(
         run.train_model = torch.compile(run.train_model, mode=mode, dynamic=False)
     log(
         f"{cfg.model}: seed {cfg.seed}, {len(train_set)} train / {len(val_set)} val samples, "
-        f"{num_classes} classes | global batch {cfg.batch_size} = {run.per_rank}/rank x "
+        f"{num_classes} classes | {train_set.layout}, {train_set.dims}-D"
+        f"{' + score' if train_set.with_score else ''}, V={train_set.num_joints} | global batch "
+        f"{cfg.batch_size} = {run.per_rank}/rank x "
         f"{env.world_size} rank(s) | lr {lr:g} (base {float(cfg.lr):g} at batch "
         f"{cfg.base_batch_size}, linear scaling {'on' if cfg.scale_lr else 'off'}) | "
         f"{cfg.optimizer}, {cfg.epochs} epochs, steps {cfg.lr_steps} | device {device}, amp "
@@ -321,14 +340,59 @@ def setup(
     return run
 
 
-def class_count(cfg: TrainConfig, train_set: Any, val_set: Any, log: RunLog) -> int:
-    """``cfg.num_classes`` (the data's definition; the sets have checked every label against it).
+def data_class_names(train_path: str, num_classes: int | None) -> list[str] | None:
+    """The names in the ``classes.txt`` beside the training data (None without one); their
+    count must equal ``num_classes`` when that is set."""
+    from skelact.data.classes import find_classes, read_classes
 
-    Without it the count falls back to the largest label + 1, and the log says so: a class
+    path = find_classes(train_path)
+    return None if path is None else read_classes(path, num_classes)
+
+
+def model_layout(data: Any, layout_file: str | None) -> Any:
+    """What the model is built for: the data's built-in layout name, or the `Layout` of
+    ``layout_file`` (a user layout, which the samples know only by name)."""
+    from skelact.layouts import BUILTIN_LAYOUTS, load_layout
+
+    if layout_file is None:
+        if data.layout not in BUILTIN_LAYOUTS:
+            raise TrainingError(
+                f"{data.source}: the samples' layout {data.layout!r} is not built in "
+                f"({', '.join(BUILTIN_LAYOUTS)}); set layout_file to its YAML file"
+            )
+        return data.layout
+    layout = load_layout(layout_file)
+    if layout.name != data.layout or layout.num_joints != data.num_joints:
+        raise TrainingError(
+            f"{layout_file}: layout {layout.name!r} with {layout.num_joints} joints, but the "
+            f"samples of {data.source} are {data.layout!r} with V = {data.num_joints}"
+        )
+    return layout
+
+
+def check_same_data(train_set: Any, val_set: Any) -> None:
+    """Train and val sets of the same layout, joints, coordinates and channels, else an error
+    naming both files: the model is built for the training data and would misread the other."""
+    facts = ("layout", "num_joints", "dims", "num_channels")
+    a = {k: getattr(train_set, k) for k in facts}
+    b = {k: getattr(val_set, k) for k in facts}
+    if a != b:
+        differ = "; ".join(f"{k} {a[k]!r} vs {b[k]!r}" for k in facts if a[k] != b[k])
+        raise TrainingError(
+            f"{val_set.source or 'val set'}: the validation data differs from the training data "
+            f"{train_set.source or ''} ({differ}); both must come from the same layout and format"
+        )
+
+
+def class_count(declared: int | None, train_set: Any, val_set: Any, log: RunLog) -> int:
+    """The declared count (``num_classes``, or the lines of classes.txt), against which the sets
+    have checked every label.
+
+    Without one the count falls back to the largest label + 1, and the log says so: a class
     count guessed from labels silently grows with a stray label (999 -> a 1000-class model).
     """
-    if cfg.num_classes is not None:
-        return int(cfg.num_classes)
+    if declared is not None:
+        return int(declared)
     num_classes = max(train_set.num_classes, val_set.num_classes)
     log(
         f"num_classes is not set: using {num_classes} (largest label + 1 in the data); set "
@@ -575,6 +639,8 @@ def save(run: Run, tracker: Any, record: dict, improved: bool, *, stopping: bool
     )  # fmt: skip
     ckpt["world_size"] = run.env.world_size
     ckpt["train_seconds"] = run.elapsed()
+    if run.class_names is not None:
+        ckpt["class_names"] = list(run.class_names)  # what predict names the classes
     if improved:
         atomic_save(ckpt, run.out_dir / "best.pt")
     if due:
@@ -613,7 +679,8 @@ def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
         world_size=run.env.world_size, lr=run.lr, base_lr=facts["base_lr"],
         num_classes=run.num_classes, num_train=facts["num_train"], num_val=facts["num_val"],
         seed=cfg.seed, device=str(run.device), seconds=seconds, mlflow_run_id=run.run_id,
-        benchmark=run.benchmark,
+        benchmark=run.benchmark, layout=facts["layout"], dims=facts["dims"],
+        with_score=cfg.with_score,
     )  # fmt: skip
     if run.env.is_main:
         result.files = {Path(n).stem: str(out_dir / n) for n in RUN_FILES}
@@ -698,12 +765,15 @@ def run_facts(run: Run) -> dict[str, Any]:
         "num_train": len(run.train_set),
         "num_val": len(run.val_set),
         "device": str(run.device),
+        "layout": run.train_set.layout,
+        "dims": run.train_set.dims,
     }
 
 
 def _tags(run: Run) -> dict[str, Any]:
     return {"model": run.cfg.model, "benchmark": run.benchmark, "seed": run.cfg.seed,
-            "device": str(run.device), "world_size": run.env.world_size}  # fmt: skip
+            "device": str(run.device), "world_size": run.env.world_size,
+            "layout": run.train_set.layout}  # fmt: skip
 
 
 def _run_name(run: Run) -> str:
