@@ -12,7 +12,8 @@ import pytest
 from skelact import __version__
 
 STAGE_COMMANDS = (
-    "synth", "preprocess", "validate", "flops", "train", "test", "predict", "export", "report",
+    "synth", "preprocess", "import", "validate", "flops", "train", "test", "predict", "export",
+    "report",
 )  # fmt: skip
 
 

@@ -274,7 +274,7 @@ CUSTOM = {"source": "custom", "format": "openpose", "layout": "coco17", "labels"
           "raw_dir": "data/openpose"}  # fmt: skip
 
 
-def test_custom_source_is_quick_and_counts_classes_from_the_import():
+def test_custom_source_is_quick_and_counts_classes_from_the_import(tmp_path):
     params = parse_params({"data": CUSTOM, "benchmarks": ["custom"],
                            "quick": {"common": {"epochs": 3}}})  # fmt: skip
     assert params.mode == "quick" and params.num_classes is None
@@ -285,7 +285,12 @@ def test_custom_source_is_quick_and_counts_classes_from_the_import():
         "paper"
     )
     npz = parse_params({"data": {"source": "custom", "format": "npz"}, "benchmarks": "custom"})
-    assert npz.data.layout == "ntu25" and npz.data.labels is None  # npz carries its labels
+    assert npz.data.layout == "ntu25" and npz.data.labels_file is None  # npz carries its labels
+    unlabelled = parse_params({"data": {**CUSTOM, "labels": None}, "benchmarks": ["custom"]})
+    assert unlabelled.data.labels_file == "data/openpose/labels.csv"  # where synth writes it
+    assert import_options(unlabelled)["labels"] == Path("data/openpose/labels.csv")
+    with pytest.raises(ConfigError, match=r"^--from is required \(or --params"):
+        import_options(parse_params({}), src="x", layout="coco17", out_dir=tmp_path)
 
 
 def test_import_options_come_from_data_and_the_import_section(tmp_path):
@@ -316,8 +321,6 @@ def test_import_options_come_from_data_and_the_import_section(tmp_path):
     [
         ({"data": {"source": "custom"}, "benchmarks": ["custom"]},
          "data: data.source is 'custom': set data.format to the files' format (openpose | pyskl"),
-        ({"data": {**CUSTOM, "labels": None}, "benchmarks": ["custom"]},
-         "data.format 'openpose' carries no labels: set data.labels to a CSV of clip,label"),
         ({"data": {**CUSTOM, "format": "json"}, "benchmarks": ["custom"]},
          "data.format: 'json' is not valid"),
         ({"data": {**CUSTOM, "layout": "coco"}, "benchmarks": ["custom"]},

@@ -170,54 +170,6 @@ def test_one_model_parameter_reruns_only_that_model(project):
     assert "Data and pipelines are up to date." in _dvc(project, "status")
 
 
-def _stages(root: Path) -> dict:
-    """The stages as DVC itself resolves dvc.yaml (matrix expanded, templates filled)."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        return {s.name: s for s in repo.index.stages}
-
-
-def _covers(dep: str, used: str) -> bool:
-    return used == dep or used.startswith(dep.rstrip("/") + "/")
-
-
-def test_stage_deps_are_exactly_the_code_each_stage_runs(project):
-    """Every skelact module and package file a stage's processes used is in its deps, and every
-    module dep is used (a module change reruns the stages that run it, and no other). One
-    definition serves a whole matrix, so the second rule holds for the matrix as a whole (DGCN
-    builds no CNN head, yet train@dgcn lists heads.py with the other models). Data files are
-    exempt from it: which missing-skeleton list is read depends on the dataset."""
-    used: dict[str, set[str]] = defaultdict(set)
-    for record in project["trace"].glob("*.json"):
-        data = json.loads(record.read_text())
-        if data["stage"]:
-            used[data["stage"]] |= {f"src/skelact/{path}" for path in data["used"]}
-    stages = _stages(project["root"])
-    assert set(used) == set(stages), "every stage ran under the tracer"
-    by_definition: dict[str, set[str]] = defaultdict(set)
-    for name, files in used.items():
-        by_definition[name.split("@")[0]] |= files
-    problems = []
-    for name, stage in sorted(stages.items()):
-        deps = [Path(d.def_path).as_posix() for d in stage.deps]
-        code = [d for d in deps if d.startswith("src/")]
-        missing = sorted(f for f in used[name] if not any(_covers(d, f) for d in code))
-        if missing:
-            problems.append(f"{name} runs {missing} but does not depend on them")
-        for dep in code:
-            folder = project["root"] / dep
-            files = (
-                {p.relative_to(project["root"]).as_posix() for p in folder.rglob("*.py")}
-                if folder.is_dir()
-                else {dep} - {d for d in code if not d.endswith(".py")}
-            )
-            unused = sorted(files - by_definition[name.split("@")[0]])
-            if unused:
-                problems.append(f"{name} depends on {unused} but never runs them")
-    assert not problems, "\n".join(problems)
-
-
 def test_metrics_files_hold_numbers_only(project):
     shown = json.loads(_dvc(project, "metrics", "show", "--json"))
 
@@ -246,3 +198,96 @@ def test_plots_name_model_benchmark_and_seed(project):
     val = (root / "runs" / "xsub" / "hcn" / "seed0" / "val_history.csv").read_text()
     assert "epoch,val_top1" in val.splitlines()[0]
     assert all(row.split(",")[1] for row in val.splitlines()[1:]), "only validated epochs"
+
+
+# ---- custom data: the README's demo command, in the same project (runs after the tests above) --
+
+#: The README's one command that tries custom data without any data of one's own.
+DEMO = ["-S", "data.source=custom", "-S", "data.format=openpose", "-S", "data.layout=coco17",
+        "-S", "benchmarks=[custom]"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def custom(project):
+    """The project switched to ``data.source: custom`` by ``dvc exp run``: synth writes coco17
+    OpenPose JSON and the preprocess stage imports it; train, evaluate, export and report run
+    unchanged on the ``custom`` benchmark."""
+    stages_before = _code_deps(_stages(project["root"]))
+    output = _dvc(project, "exp", "run", *DEMO)
+    return {"output": output, "stages_before": stages_before}
+
+
+def test_custom_data_runs_through_the_same_pipeline(project, custom):
+    root = project["root"]
+    expected = {"synth", "preprocess", "report"}
+    expected |= {f"{s}@{m}-custom-0" for s in ("train", "evaluate", "export") for m in MODELS}
+    assert _ran(custom["output"]) == expected
+    assert (root / "data" / "synth" / "labels.csv").is_file()
+    imported = json.loads((root / "data" / "prepared" / "import_report.json").read_text())
+    assert imported["format"] == "openpose" and imported["layout"] == "coco17"
+    assert imported["split_method"] == "column" and imported["dims"] == 2
+    classes = (root / "data" / "prepared" / "custom" / "classes.txt").read_text().splitlines()
+    report = json.loads((root / "reports" / "results.json").read_text())
+    assert report["source"] == "custom"
+    assert [row["model"] for row in report["rows"]] == MODELS
+    assert all(not row.get("published") for row in report["rows"]), "no NTU columns"
+    per_class = (root / "eval" / "custom" / "hcn" / "seed0" / "per_class.csv").read_text()
+    assert classes[0] in per_class.splitlines()[1], "evaluation names the imported classes"
+    info = json.loads((root / "runs" / "custom" / "dgcn" / "seed0" / "config.json").read_text())
+    assert (info["layout"], info["dims"], info["num_classes"]) == ("coco17", 2, len(classes))
+
+
+def _stages(root: Path) -> dict:
+    """The stages as DVC itself resolves dvc.yaml (matrix expanded, templates filled)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {s.name: s for s in repo.index.stages}
+
+
+def _code_deps(stages: dict) -> dict[str, list[str]]:
+    """Each stage's deps inside src/ (the code it declares it runs)."""
+    return {
+        name: [p for p in (Path(d.def_path).as_posix() for d in stage.deps) if p.startswith("src/")]
+        for name, stage in stages.items()
+    }
+
+
+def _covers(dep: str, used: str) -> bool:
+    return used == dep or used.startswith(dep.rstrip("/") + "/")
+
+
+def test_stage_deps_are_exactly_the_code_each_stage_runs(project, custom):
+    """Every skelact module and package file a stage's processes used is in its deps, and every
+    module dep is used (a module change reruns the stages that run it, and no other). One
+    definition serves a whole matrix, so the second rule holds for the matrix as a whole (DGCN
+    builds no CNN head, yet train@dgcn lists heads.py with the other models), and over both
+    runs: the synthetic NTU one and the custom-data one (synth and preprocess run other code for
+    custom data, so they list both). Data files are exempt from it: which missing-skeleton list
+    or layout file is read depends on the data."""
+    used: dict[str, set[str]] = defaultdict(set)
+    for record in project["trace"].glob("*.json"):
+        data = json.loads(record.read_text())
+        if data["stage"]:
+            used[data["stage"]] |= {f"src/skelact/{path}" for path in data["used"]}
+    stages = {**custom["stages_before"], **_code_deps(_stages(project["root"]))}
+    assert set(used) == set(stages), "every stage ran under the tracer"
+    by_definition: dict[str, set[str]] = defaultdict(set)
+    for name, files in used.items():
+        by_definition[name.split("@")[0]] |= files
+    problems = []
+    for name, code in sorted(stages.items()):
+        missing = sorted(f for f in used[name] if not any(_covers(d, f) for d in code))
+        if missing:
+            problems.append(f"{name} runs {missing} but does not depend on them")
+        for dep in code:
+            folder = project["root"] / dep
+            files = (
+                {p.relative_to(project["root"]).as_posix() for p in folder.rglob("*.py")}
+                if folder.is_dir()
+                else {dep} - {d for d in code if not d.endswith(".py")}
+            )
+            unused = sorted(files - by_definition[name.split("@")[0]])
+            if unused:
+                problems.append(f"{name} depends on {unused} but never runs them")
+    assert not problems, "\n".join(problems)

@@ -124,23 +124,22 @@ def synth(
 
     With --format, the same samples retargeted to --layout in an outside format instead.
     """
-    from skelact.config import synth_options
-    from skelact.data.synth import SynthError, SynthSettings, synthesize
+    from skelact.config import synth_format, synth_options
+    from skelact.data.synth import SynthSettings, synthesize
 
-    options = synth_options(_params(params), num_classes=num_classes, seed=seed, noise=noise,
+    loaded = _params(params)
+    options = synth_options(loaded, num_classes=num_classes, seed=seed, noise=noise,
                             samples_per_class=samples_per_class, frames_min=frames_min,
                             frames_max=frames_max, workers=workers)  # fmt: skip
     settings = SynthSettings(out_dir=out_dir, clean=clean, **options)
-    if fmt is None and (layout is not None or dims is not None):
-        raise SynthError("--layout and --dims need --format (without it synth writes NTU files)")
+    outside = synth_format(loaded, fmt, layout, dims)
 
     def run(progress: Any = None) -> Any:
-        if fmt is None:
+        if outside is None:
             return synthesize(settings, progress)
         from skelact.data.synth.formats import FormatSettings, write_synthetic
 
-        chosen = FormatSettings(fmt, layout or "coco17", 2 if dims is None else dims)
-        return write_synthetic(settings, chosen, progress)
+        return write_synthetic(settings, FormatSettings(*outside), progress)
 
     if quiet:
         result = run()
@@ -188,11 +187,27 @@ def preprocess_cmd(
     params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
 ) -> None:
-    """Raw NTU RGB+D .skeleton files -> normalised per-benchmark pickles (reference-exact)."""
-    from skelact.config import preprocess_options
+    """Raw NTU RGB+D .skeleton files -> normalised per-benchmark pickles (reference-exact).
+
+    With ``--params`` of ``data.source: custom`` it runs ``skelact import`` instead (the
+    pipeline's preprocess stage of custom data)."""
+    from skelact.config import ConfigError, preprocess_options
     from skelact.data.preprocess import PreprocessSettings, main_summary, preprocess
 
-    options = preprocess_options(_params(params), dataset=dataset, raw_dir=raw_dir,
+    loaded = _params(params)
+    if loaded is not None and loaded.data.source == "custom":
+        ntu_only = {"--dataset": dataset, "--benchmark": benchmark, "--format": fmt,
+                    "--raw": raw or None, "--float16": float16 or None, "--workers": workers,
+                    "--on-error": on_error, "--missing-list": missing_list,
+                    "--recursive": recursive or None,
+                    "--no-default-missing-list": no_default_missing_list or None}  # fmt: skip
+        given = [flag for flag, value in ntu_only.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: NTU preprocessing options, but data.source "
+                              "is 'custom' (its options are in params.yaml's `import` section)")  # fmt: skip
+        _import(loaded, quiet, src=raw_dir, out_dir=out_dir)
+        return
+    options = preprocess_options(loaded, dataset=dataset, raw_dir=raw_dir,
                                  out_dir=out_dir, format=fmt, workers=workers,
                                  on_error=on_error)  # fmt: skip
     result = preprocess(PreprocessSettings(
@@ -215,34 +230,57 @@ def preprocess_cmd(
 
 @app.command("import")
 def import_cmd(
-    src: Path = typer.Argument(..., help="A folder (openpose, csv) or a file (npz, pyskl)."),
-    fmt: str = typer.Option(..., "--from", help="openpose | csv | npz | pyskl."),
-    layout: str = typer.Option(..., help="Joint layout: a built-in name or a layout .yaml file."),
-    out_dir: Path = typer.Option(..., help="Pickles, classes.txt and import_report.json."),
-    labels: Path | None = typer.Option(None, help="CSV clip,label[,split] (openpose, csv)."),
+    src: Path | None = typer.Argument(
+        None, help="A folder (openpose, csv) or a file (npz, pyskl) [data.raw_dir]."
+    ),
+    fmt: str | None = typer.Option(None, "--from", help="openpose|csv|npz|pyskl [data.format]."),
+    layout: str | None = typer.Option(
+        None, help="Joint layout: a built-in name or a layout .yaml file [data.layout]."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, help="Pickles, classes.txt, import_report.json [data.prepared_dir]."
+    ),
+    labels: Path | None = typer.Option(
+        None, help="CSV clip,label[,split] (openpose, csv) [data.labels]."
+    ),
     classes: Path | None = typer.Option(None, help="Class names in index order, one a line."),
     split_by: str | None = typer.Option(
-        None, help="Labels column with each clip's split (train/val); npz, pyskl keep theirs."
+        None, help="Labels column of each clip's split (train/val) [default: 'split' if present]."
     ),
-    val_fraction: float = typer.Option(0.2, help="Without --split-by: val share of each class."),
-    seed: int = typer.Option(0, help="Seed of the --val-fraction draw."),
-    on_error: str = typer.Option("fail", help="fail: stop at a bad clip; skip: report it."),
-    normalise: str = typer.Option("body", help="body: centre + body size; image: frame size."),
+    val_fraction: float | None = typer.Option(
+        None, help="Without a split column: val share of each class [import.val_fraction]."
+    ),
+    seed: int | None = typer.Option(None, help="Seed of the val draw [import.seed]."),
+    on_error: str | None = typer.Option(
+        None, help="fail: stop at a bad clip; skip: report it [import.on_error]."
+    ),
+    normalise: str | None = typer.Option(
+        None, help="body: centre + body size; image: frame size [import.normalise]."
+    ),
     img_shape: str | None = typer.Option(None, help="Frame HEIGHTxWIDTH for --normalise image."),
-    num_persons: int = typer.Option(2, min=1, help="Persons per sample (most active first)."),
+    num_persons: int | None = typer.Option(
+        None, help="Persons per sample, most active first [import.num_persons]."
+    ),
     benchmark: str | None = typer.Option(None, help="pyskl: the <benchmark>_train/_val pair."),
+    params: Path | None = PARAMS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Your own skeletons (OpenPose JSON, CSV, CTR-GCN npz, PYSKL) -> the project's pickles."""
+    _import(_params(params), quiet, src=src, fmt=fmt, layout=layout, out_dir=out_dir,
+            labels=labels, classes=classes, split_by=split_by, val_fraction=val_fraction,
+            seed=seed, on_error=on_error, normalise=normalise, img_shape=img_shape,
+            num_persons=num_persons, benchmark=benchmark)  # fmt: skip
+
+
+def _import(params: Any, quiet: bool, **command_line: Any) -> None:
+    """``skelact import``, also run by ``skelact preprocess`` for ``data.source: custom``."""
+    from skelact.config import import_options
     from skelact.data.importer import ImportSettings, import_data, import_summary, parse_img_shape
 
-    result = import_data(ImportSettings(
-        fmt=fmt, src=src, layout=layout, out_dir=out_dir, labels=labels, classes=classes,
-        split_by=split_by, val_fraction=val_fraction, seed=seed,
-        on_error=on_error, normalise=normalise,  # type: ignore[arg-type]
-        img_shape=parse_img_shape(img_shape) if img_shape else None, num_persons=num_persons,
-        benchmark=benchmark,
-    ))  # fmt: skip
+    options = import_options(params, **command_line)
+    if options.get("img_shape") is not None:
+        options["img_shape"] = parse_img_shape(options["img_shape"])
+    result = import_data(ImportSettings(**options))
     if not quiet:
         typer.echo(import_summary(result))
     if result.dropped:

@@ -61,6 +61,7 @@ __all__ = [
     "experiment_name",
     "scale_steps",
     "stage_dir",
+    "synth_format",
     "train_config",
     "apply_overrides",
     "resolve_config",
@@ -72,6 +73,8 @@ NTU_SOURCES = ("ntu60", "ntu120")
 CUSTOM_BENCHMARK = "custom"
 #: ``data.format`` values: the outside formats ``skelact import`` reads (data.formats.FORMATS).
 IMPORT_FORMATS = ("openpose", "pyskl", "npz", "csv")
+#: Formats whose files carry no labels: a labels CSV names each clip's class (and split).
+LABELLESS_FORMATS = ("openpose", "csv")
 # Trainable models are those with a reference recipe (the model registry imports torch).
 MODEL_NAMES: tuple[str, ...] = tuple(RECIPES)
 RECIPE_MODES = ("auto", "paper", "quick")
@@ -123,9 +126,10 @@ class DataParams(Settings):
     ``custom``: the user's own data in an outside ``format``, read from ``raw_dir`` (a folder
     for openpose / csv, a file for npz / pyskl) by ``skelact import``, with joints in ``layout``
     (a built-in name or a layout YAML file) and, for the formats without labels, a ``labels``
-    CSV (``clip,label[,split]``). These three keys describe custom data only: for the other
-    sources they must stay unset (``layout`` at ``ntu25``), so a leftover value cannot look as if
-    it applied.
+    CSV (``clip,label[,split]``; default ``<raw_dir>/labels.csv``). These three keys describe
+    custom data only: for the other sources they must stay unset (``layout`` at ``ntu25``), so a
+    leftover value cannot look as if it applied. ``skelact synth`` with ``data.source: custom``
+    writes its synthetic clips in ``format`` and ``layout`` (the no-data-needed demo).
     """
 
     source: Literal["synthetic", "ntu60", "ntu120", "custom"] = "synthetic"
@@ -164,11 +168,6 @@ class DataParams(Settings):
                 f"data.source is 'custom': set data.format to the files' format "
                 f"({' | '.join(IMPORT_FORMATS)})"
             )
-        if self.format in ("openpose", "csv") and self.labels is None:
-            raise ValueError(
-                f"data.format {self.format!r} carries no labels: set data.labels to a CSV of "
-                "clip,label[,split]"
-            )
         from skelact.layouts import BUILTIN_LAYOUTS  # only for custom data: NTU stages skip it
 
         if self.layout not in BUILTIN_LAYOUTS and not self.layout.endswith((".yaml", ".yml")):
@@ -177,6 +176,14 @@ class DataParams(Settings):
                 f"({', '.join(BUILTIN_LAYOUTS)}) nor a layout .yaml file"
             )
         return self
+
+    @property
+    def labels_file(self) -> str | None:
+        """The labels CSV of custom data in a format without labels: ``labels``, by default
+        ``labels.csv`` in ``raw_dir`` (where ``skelact synth`` writes it); None otherwise."""
+        if self.format not in LABELLESS_FORMATS:
+            return self.labels
+        return self.labels if self.labels is not None else f"{self.raw_dir}/labels.csv"
 
 
 class ImportParams(Settings):
@@ -692,6 +699,22 @@ def synth_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
     return _override(params.synth if params is not None else SynthParams(), **command_line)
 
 
+def synth_format(
+    params: Params | None, fmt: str | None, layout: str | None, dims: int | None
+) -> tuple[str, str, int] | None:
+    """What ``skelact synth`` writes besides NTU files: ``(format, layout, dims)``, or None for
+    ``.skeleton`` files. ``--format`` picks it; without it, ``data.source: custom`` in
+    ``params.yaml`` picks ``data.format`` and ``data.layout`` (2-D: what pose estimators give),
+    so that the pipeline's demo of custom data needs no data of one's own."""
+    if fmt is None and (layout is not None or dims is not None):
+        raise ConfigError("--layout and --dims need --format (without it synth writes NTU files)")
+    if fmt is None and params is not None and params.data.source == "custom":
+        fmt, layout = params.data.format, params.data.layout
+    if fmt is None:
+        return None
+    return fmt, layout or "coco17", 2 if dims is None else dims
+
+
 def preprocess_options(params: Params | None, **command_line: Any) -> dict[str, Any]:
     """``skelact preprocess``'s settings: dataset, raw_dir, out_dir, format, workers, on_error."""
     data = params.data if params is not None else DataParams()
@@ -720,15 +743,17 @@ def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]
     section (split_by, val_fraction, seed, on_error, normalise, num_persons).
 
     From ``params.yaml``: ``data.format`` (fmt), ``data.raw_dir`` (the source), ``data.layout``,
-    ``data.labels`` and ``data.prepared_dir`` (the output); the command line wins.
+    ``data.labels`` and ``data.prepared_dir`` (the output) when ``data.source`` is ``custom``;
+    the command line wins. ``classes``, ``img_shape`` and ``benchmark`` are command-line only.
     """
     section = params.import_ if params is not None else ImportParams()
     given = _given(command_line)
+    extra = {k: given.pop(k) for k in ("classes", "img_shape", "benchmark") if k in given}
     values: dict[str, Any] = {}
-    if params is not None:
+    if params is not None and params.data.source == "custom":
         data = params.data
         values = {"fmt": data.format, "src": data.raw_dir, "layout": data.layout,
-                  "labels": data.labels, "out_dir": data.prepared_dir}  # fmt: skip
+                  "labels": data.labels_file, "out_dir": data.prepared_dir}  # fmt: skip
     values.update({k: given.pop(k) for k in ("fmt", "src", "layout", "labels", "out_dir")
                    if k in given})  # fmt: skip
     for key, flag in (("fmt", "--from"), ("src", "SRC"), ("layout", "--layout"),
@@ -739,7 +764,7 @@ def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]
     fmt = values["fmt"]
     if fmt not in IMPORT_FORMATS:
         raise ConfigError(f"--from: {bounded(fmt)} is not one of {list(IMPORT_FORMATS)}")
-    if fmt in ("openpose", "csv") and values.get("labels") is None:
+    if fmt in LABELLESS_FORMATS and values.get("labels") is None:
         raise ConfigError(f"--labels is required for --from {fmt} (a CSV of clip,label[,split])")
     return {
         "fmt": fmt,
@@ -748,6 +773,7 @@ def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]
         "labels": None if values.get("labels") is None else Path(values["labels"]),
         "out_dir": Path(values["out_dir"]),
         **_override(section, **given),
+        **extra,
     }
 
 

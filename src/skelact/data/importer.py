@@ -65,6 +65,8 @@ __all__ = [
 BENCHMARK = "custom"
 REPORT_NAME = "import_report.json"
 CLASSES_NAME = "classes.txt"
+#: The labels file's split column when ``split_by`` names none (``clip,label,split``).
+DEFAULT_SPLIT_COLUMN = "split"
 SPLITS = ("train", "val")
 #: Formats whose clips carry their own labels and splits (no labels file).
 LABELLED_FORMATS = ("npz", "pyskl")
@@ -199,7 +201,8 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
     """``clip,label[,...]`` rows by clip name; a malformed file fails whatever ``on_error``.
 
     Columns other than ``clip`` and ``label`` are allowed (a subject, a note, several candidate
-    splits); only the one ``split_by`` names is read, and its values must be train or val.
+    splits); only the split column is read (``split_by``, by default ``split`` when the file has
+    one), and its values must be train or val.
     """
     path = Path(settings.labels)  # type: ignore[arg-type]
     try:
@@ -225,6 +228,9 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
                 f"(columns: {', '.join(header)})"
             )
         split_col = header.index(settings.split_by)
+    elif DEFAULT_SPLIT_COLUMN in header:
+        split_col = header.index(DEFAULT_SPLIT_COLUMN)
+    split_name = settings.split_by or DEFAULT_SPLIT_COLUMN
     out: dict[str, _LabelRow] = {}
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -241,7 +247,7 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
             )
         if split is not None and split not in SPLITS:
             raise ImportDataError(
-                f"{path}: line {line}: clip {clip!r} has {settings.split_by} {split!r}; expected "
+                f"{path}: line {line}: clip {clip!r} has {split_name} {split!r}; expected "
                 "train or val"
             )
         out[clip] = _LabelRow(label, split, line)
@@ -533,7 +539,7 @@ def _splits(
 ) -> tuple[str, dict[str, str]]:
     """``(method, split per clip name)``; an empty split is an error whatever ``on_error``."""
     own = [k.split is not None for k in kept]
-    if settings.split_by is not None:
+    if labels is not None and any(row.split is not None for row in labels.values()):
         method = "column"
     elif labels is None and all(own):
         method = "source"

@@ -130,7 +130,7 @@ def check_input(data: Any, options: dict[str, Any], checkpoint: str) -> None:
             raise EvaluationError(
                 f"{data.source}: {key.replace('_', ' ')} {have} ({data.layout}, {data.dims}-D"
                 f"{' + score' if data.with_score else ''}), but the model in {checkpoint} takes "
-                f"{want}; evaluate on data of the training run's layout and format"
+                f"{want}; give it data of the training run's layout and format"
             )
 
 

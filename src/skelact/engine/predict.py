@@ -50,6 +50,7 @@ def predict_file(
     from skelact.engine.distributed import resolve_device
     from skelact.engine.evaluate import (
         EvaluationError,
+        check_input,
         infer,
         load_model,
         resolve_class_names,
@@ -74,6 +75,7 @@ def predict_file(
         )
     label = int(ann["label"])
     one = SkeletonSet.from_annotations([{**ann, "label": max(label, 0)}], source=str(path))
+    check_input(one, (getattr(net, "skelact_spec", None) or {}).get("options", {}), str(checkpoint))
     sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=dev)
     logits = infer(net, one, sampler, np.arange(1), 1, dev)
     probs = softmax(logits.astype(np.float64))[0]
