@@ -29,9 +29,6 @@ import contextlib
 import csv
 import importlib
 import json
-import os
-import signal
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,8 +37,9 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from skelact.atomic import remove_stale_temps
+from skelact.atomic import StagedText, remove_stale_temps, signals_held, staged_temp
 from skelact.data import prenorm
+from skelact.data.classes import CLASSES_FILE
 from skelact.data.formats import FORMATS, Clip, Dropped
 from skelact.data.formats.tracks import order_by_energy, present_joints
 from skelact.data.normalise import NormaliseError, normalise
@@ -64,7 +62,6 @@ __all__ = [
 
 BENCHMARK = "custom"
 REPORT_NAME = "import_report.json"
-CLASSES_NAME = "classes.txt"
 SPLITS = ("train", "val")
 #: Formats whose clips carry their own labels and splits (no labels file).
 LABELLED_FORMATS = ("npz", "pyskl")
@@ -321,8 +318,8 @@ def _run(
     class_index = {name: i for i, name in enumerate(classes)} if classes is not None else None
     state = _State()
     kept: list[_Kept] = []
-    spool_path = out_dir / f".import_spool.tmp-{os.getpid()}"
-    writers: list[PickleListWriter | _TextWriter] = []
+    spool_path = staged_temp(out_dir / "import_spool")
+    writers: list[PickleListWriter | StagedText] = []
     try:
         with open(spool_path, "w+b") as spool:
             options = {"split": settings.benchmark} if settings.benchmark is not None else {}
@@ -351,7 +348,7 @@ def _run(
             method, split_of = _splits(settings, kept, labels, len(classes))
             result = _result(settings, layout, state, classes, kept, split_of, method)
             writers = _write(out_dir, spool, kept, split_of, result)
-            with _signals_held():
+            with signals_held():
                 for writer in writers:
                     writer.commit()
                 writers = []  # all in place: nothing to abort
@@ -374,20 +371,6 @@ def _nothing_imported(settings: ImportSettings, state: _State) -> str:
         f"{settings.src}: no clips imported: all {len(state.dropped)} were dropped, the first "
         f"({first['clip']!r}) because: {first['reason']}"
     )
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """No SIGINT/SIGTERM while the outputs are renamed: all of them are replaced, or none."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _problem(settings: ImportSettings, state: _State, clip: str, reason: str) -> None:
@@ -583,22 +566,6 @@ def _stratified(kept: list[_Kept], fraction: float, seed: int, num_classes: int)
 # ---- outputs ---------------------------------------------------------------------------------
 
 
-class _TextWriter:
-    """A text output as a temp file, committed together with the pickles."""
-
-    def __init__(self, final: Path, text: str) -> None:
-        self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.write_text(text, encoding="utf-8")
-
-    def commit(self) -> None:
-        os.replace(self.tmp, self.final)
-
-    def abort(self) -> None:
-        self.tmp.unlink(missing_ok=True)
-
-
 def _result(
     settings: ImportSettings,
     layout: Layout,
@@ -627,12 +594,12 @@ def _write(
     kept: list[_Kept],
     split_of: dict[str, str],
     result: ImportResult,
-) -> list[PickleListWriter | _TextWriter]:
+) -> list[PickleListWriter | StagedText]:
     """Every output as a temporary (the caller commits them all or aborts them all)."""
     bench = out_dir / BENCHMARK
     pyskl_path = out_dir / f"{BENCHMARK}_{result.dims}danno.pkl"
     lists = {s: PickleListWriter(bench / f"{s}.pkl") for s in SPLITS}
-    writers: list[PickleListWriter | _TextWriter] = [*lists.values()]
+    writers: list[PickleListWriter | StagedText] = [*lists.values()]
     try:
         both = PickleListWriter(pyskl_path, wrap_dict_key="annotations")
         writers.append(both)
@@ -649,14 +616,14 @@ def _write(
         result.outputs = {
             **{f"{BENCHMARK}/{s}": str(w.final) for s, w in lists.items()},
             "pyskl": str(pyskl_path),
-            "classes": str(out_dir / CLASSES_NAME),
+            "classes": str(out_dir / CLASSES_FILE),
         }
         result.report_path = str(out_dir / REPORT_NAME)
         names = "".join(f"{name}\n" for name in result.classes)
-        writers.append(_TextWriter(out_dir / CLASSES_NAME, names))
-        writers.append(_TextWriter(bench / CLASSES_NAME, names))
+        writers.append(StagedText(out_dir / CLASSES_FILE, names))
+        writers.append(StagedText(bench / CLASSES_FILE, names))
         report = json.dumps(asdict(result), indent=2) + "\n"
-        writers.append(_TextWriter(out_dir / REPORT_NAME, report))
+        writers.append(StagedText(out_dir / REPORT_NAME, report))
     except BaseException:
         for writer in writers:
             writer.abort()
