@@ -39,12 +39,13 @@ import numpy as np
 
 from skelact.atomic import StagedText, remove_stale_temps, signals_held, staged_temp
 from skelact.data import prenorm
-from skelact.data.classes import CLASSES_FILE
+from skelact.data.classes import CLASSES_FILE, read_classes
 from skelact.data.formats import FORMATS, Clip, Dropped
 from skelact.data.formats.tracks import order_by_energy, present_joints
 from skelact.data.normalise import NormaliseError, normalise
 from skelact.data.pickle_stream import PickleListWriter
 from skelact.data.prep_parse import pickle_body
+from skelact.data.safe_pickle import DatasetError
 from skelact.errors import SkelactError
 from skelact.layouts import Layout, get_layout
 from skelact.locking import output_lock
@@ -248,22 +249,11 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
 
 
 def _read_classes(path: Path) -> list[str]:
+    """The ``--classes`` list, by the rules of every ``classes.txt`` (file and line in errors)."""
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportDataError(f"{path}: cannot read the class list ({exc})") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    names = [line.strip() for line in lines]
-    if not names:
-        raise ImportDataError(f"{path}: empty class list (one class name per line)")
-    for number, name in enumerate(names, start=1):
-        if not name:
-            raise ImportDataError(f"{path}: line {number} is empty; one class name per line")
-    dupes = [n for n, c in Counter(names).items() if c > 1]
-    if dupes:
-        raise ImportDataError(f"{path}: class {dupes[0]!r} is listed more than once")
-    return names
+        return read_classes(path)
+    except DatasetError as exc:
+        raise ImportDataError(str(exc)) from None
 
 
 def parse_img_shape(text: str) -> tuple[int, int]:
