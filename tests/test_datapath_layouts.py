@@ -14,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers import cpu_and_cuda_batches
 from skelact.cli import app
 from skelact.data.annotations import load_annotations
 from skelact.data.dataset import SkeletonSet
@@ -233,16 +234,9 @@ def test_2d_augmentation_turns_and_scales_in_plane_and_keeps_the_score():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_2d_augmentation_on_cuda_equals_cpu():
     data = SkeletonSet.from_annotations(make_2d("openpose25", 8, persons=2), with_score=True)
-    sampler = ClipSampler(24, train=True, rotate=0.25, dims=2, scale_range=(0.8, 1.2), min_len=8)
-    on_gpu = ClipSampler(24, train=True, rotate=0.25, dims=2, scale_range=(0.8, 1.2), min_len=8,
-                         device="cuda")  # fmt: skip
-    idx = np.arange(len(data))
-    draws = sampler.draw(data.lengths, np.random.default_rng(2))
-    cpu = sampler.apply(data, idx, draws)
-    gpu = on_gpu.apply(data.to("cuda"), idx, draws)
-    assert gpu.device.type == "cuda"
-    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gpu[:, 2].cpu(), cpu[:, 2], rtol=0, atol=0)  # the score
+    cpu, gpu = cpu_and_cuda_batches(data, 24, seed=2, train=True, rotate=0.25, dims=2,
+                                    scale_range=(0.8, 1.2), min_len=8)  # fmt: skip
+    torch.testing.assert_close(gpu[:, 2], cpu[:, 2], rtol=0, atol=0)  # the score
 
 
 def test_3d_draws_and_matrices_are_unchanged_and_the_score_passes():

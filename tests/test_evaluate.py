@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import dead_pid
 from skelact.engine.evaluate import EvalConfig, evaluate
 from skelact.engine.predict import predict_file
 from skelact.engine.recipes import TrainConfig
@@ -212,12 +213,6 @@ def test_test_command_follows_the_tracking_settings_of_params(trained, tmp_path)
     assert done.returncode != 0 and "bogus-scheme" in done.stderr
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_refuses_non_finite_empty_and_corrupt_checkpoints(trained, tmp_path, reference_dir):
     import torch
 
@@ -297,7 +292,7 @@ def test_one_writer_per_eval_folder_and_stale_temps_removed(trained, tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    stale = folder / f".metrics.json.x1.tmp-{_dead_pid()}"
+    stale = folder / f".metrics.json.x1.tmp-{dead_pid()}"
     stale.write_text("{")
     evaluate(cfg)  # the dead holder's lock is stale: taken over
     assert not stale.exists() and (folder / "metrics.json").is_file()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers import load_pickle
 from skelact.cli import app
 from skelact.data.annotations import load_annotations
 from skelact.data.formats import Clip, csv, npz, openpose, pyskl
@@ -56,16 +57,11 @@ def _settings(root: Path, fmt: str = "openpose", **options) -> ImportSettings:
     return ImportSettings(fmt, root / "src", "coco17", **{**defaults, **options})
 
 
-def _load(path: Path) -> list[dict]:
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
 def test_openpose_import_writes_pickles_classes_and_report(tmp_path):
     clips = {c.name: c for c in _source(tmp_path)}
     result = import_data(_settings(tmp_path))
     out = tmp_path / "out"
-    train, val = _load(out / "custom" / "train.pkl"), _load(out / "custom" / "val.pkl")
+    train, val = load_pickle(out / "custom" / "train.pkl"), load_pickle(out / "custom" / "val.pkl")
     assert (len(train), len(val)) == (9, 6)  # round(5 * 0.4) = 2 of each class in val
     assert (out / "classes.txt").read_text() == "jump\nsit\nwave\n"
     assert (out / "custom" / "classes.txt").read_text() == "jump\nsit\nwave\n"
@@ -121,7 +117,7 @@ def test_split_column_and_class_list(tmp_path):
     assert result.split_method == "column" and result.classes == ["wave", "jump", "sit", "run"]
     assert result.totals == {"train": 6, "val": 3}
     assert result.counts["val"] == {"wave": 1, "jump": 1, "sit": 1, "run": 0}
-    val = _load(tmp_path / "out" / "custom" / "val.pkl")
+    val = load_pickle(tmp_path / "out" / "custom" / "val.pkl")
     assert [(a["frame_dir"], a["label"]) for a in val] == [
         ("jump_00", 1), ("sit_00", 2), ("wave_00", 0)]  # fmt: skip
 
@@ -131,7 +127,7 @@ def test_stratified_split_is_deterministic_and_seeded(tmp_path):
 
     def val_names(seed: int, out: str) -> list[str]:
         import_data(_settings(tmp_path, seed=seed, val_fraction=0.5, out_dir=tmp_path / out))
-        return [a["frame_dir"] for a in _load(tmp_path / out / "custom" / "val.pkl")]
+        return [a["frame_dir"] for a in load_pickle(tmp_path / out / "custom" / "val.pkl")]
 
     first = val_names(0, "a")
     assert val_names(0, "b") == first
@@ -143,19 +139,19 @@ def test_stratified_split_is_deterministic_and_seeded(tmp_path):
 def test_persons_are_padded_or_cut_to_num_persons(tmp_path):
     _source(tmp_path, m=1)
     import_data(_settings(tmp_path))
-    ann = _load(tmp_path / "out" / "custom" / "train.pkl")[0]
+    ann = load_pickle(tmp_path / "out" / "custom" / "train.pkl")[0]
     assert ann["keypoint"].shape[0] == 2 and not ann["keypoint"][1].any()
     assert not ann["keypoint_score"][1].any()
     clips = {c.name: c for c in _source(tmp_path)}
     import_data(_settings(tmp_path, num_persons=1, out_dir=tmp_path / "one"))
-    for ann in _load(tmp_path / "one" / "custom" / "val.pkl"):
+    for ann in load_pickle(tmp_path / "one" / "custom" / "val.pkl"):
         np.testing.assert_array_equal(ann["keypoint_score"], clips[ann["frame_dir"]].score[:1])
 
 
 def test_image_normalisation_with_a_frame_size(tmp_path):
     clips = {c.name: c for c in _source(tmp_path)}
     import_data(_settings(tmp_path, normalise="image", img_shape=(480, 640)))
-    ann = _load(tmp_path / "out" / "custom" / "train.pkl")[0]
+    ann = load_pickle(tmp_path / "out" / "custom" / "train.pkl")[0]
     kp = clips[ann["frame_dir"]].keypoint
     np.testing.assert_allclose(ann["keypoint"], (kp - [320, 240]) / 320, rtol=1e-6)
     assert ann["img_shape"] == (480, 640)
@@ -250,8 +246,8 @@ def test_a_planted_problem_is_skipped_and_reported(tmp_path, plant):
     assert clip in dropped and reason in dropped[clip]
     report = json.loads((tmp_path / "out" / "import_report.json").read_text())
     assert report["dropped"] == result.dropped
-    written = _load(tmp_path / "out" / "custom" / "train.pkl")
-    written += _load(tmp_path / "out" / "custom" / "val.pkl")
+    written = load_pickle(tmp_path / "out" / "custom" / "train.pkl")
+    written += load_pickle(tmp_path / "out" / "custom" / "val.pkl")
     assert clip not in {a["frame_dir"] for a in written}
     assert len(written) == 15 - len(dropped)
 
@@ -339,7 +335,7 @@ def test_npz_import_takes_labels_and_splits_from_the_file(tmp_path):
     result = import_data(settings)
     assert result.split_method == "source" and result.classes == ["0", "1", "2"]
     assert result.totals == {"train": 9, "val": 3}
-    val = _load(tmp_path / "out" / "custom" / "val.pkl")
+    val = load_pickle(tmp_path / "out" / "custom" / "val.pkl")
     originals = [c for c in clips if c.split == "val"]
     for ann, clip in zip(val, originals, strict=True):
         assert ann["label"] == clip.label
@@ -357,7 +353,7 @@ def test_pyskl_import_keeps_scores_and_image_shape(tmp_path):
                               classes=tmp_path / "names.txt", benchmark="mine")  # fmt: skip
     result = import_data(settings)
     assert result.classes == ["a", "b", "c"] and result.totals == {"train": 9, "val": 3}
-    train = _load(tmp_path / "out" / "custom" / "train.pkl")
+    train = load_pickle(tmp_path / "out" / "custom" / "train.pkl")
     assert [a["frame_dir"] for a in train] == splits["train"]
     for ann, clip in zip(train, (c for c in clips if c.split == "train"), strict=True):
         np.testing.assert_array_equal(ann["keypoint_score"], clip.score)
@@ -386,8 +382,8 @@ def test_ntu_exported_raw_to_pyskl_and_imported_equals_preprocess(reference_dir,
     result = import_data(settings)
     total = 0
     for split in ("train", "val"):
-        expected = _load(tmp_path / "ref" / "xsub" / f"{split}.pkl")
-        got = _load(tmp_path / "out" / "custom" / f"{split}.pkl")
+        expected = load_pickle(tmp_path / "ref" / "xsub" / f"{split}.pkl")
+        got = load_pickle(tmp_path / "out" / "custom" / f"{split}.pkl")
         assert [a["frame_dir"] for a in got] == [a["frame_dir"] for a in expected]
         for ann, ref in zip(got, expected, strict=True):
             assert ann["label"] == ref["label"] and ann["layout"] == "ntu25"

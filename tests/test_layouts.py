@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import rig_yaml
 from skelact.layouts import BUILTIN_LAYOUTS, NTU25, LayoutError, get_layout, load_layout
 from skelact.models.graph import layout_adjacency
 
@@ -51,17 +52,7 @@ def test_expected_joint_counts() -> None:
     assert get_layout("coco17").joints[5:7] == ("left_shoulder", "right_shoulder")
 
 
-RIG = """\
-name: rig5
-joints: [chest, head, pelvis, l_hand, r_hand]
-center: chest
-bones:
-  - [head, chest]
-  - [pelvis, chest]
-  - [l_hand, chest]
-  - [r_hand, chest]
-left_right: [[l_hand, r_hand]]
-"""
+RIG = rig_yaml()  # rig5: chest, head, pelvis, l_hand, r_hand
 
 
 def test_user_layout_file(tmp_path) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import rig_yaml
 from skelact.deploy.export import export_onnx
 from skelact.deploy.metadata import DeployError, ModelInfo, check_layout, require_ntu_input
 from skelact.deploy.runtime import OnnxModel, classify, predict_file_onnx
@@ -43,18 +44,7 @@ CASES = [("coco17", 2), ("coco17", 3), ("openpose25", 3), ("mediapipe33", 2)]
 #: Adam steps on the fixed batch; DGCN's step costs about ten CNN steps and it fits in a few.
 STEPS = {"dgcn": 4}
 
-RIG = """\
-name: rig6
-joints: [chest, head, pelvis, l_hand, r_hand, r_foot]
-center: chest
-bones:
-  - [head, chest]
-  - [pelvis, chest]
-  - [l_hand, chest]
-  - [r_hand, chest]
-  - [r_foot, pelvis]
-left_right: [[l_hand, r_hand]]
-"""
+RIG = rig_yaml("rig6", extra=(("r_foot", "pelvis"),))  # six joints: a user layout of its own
 
 
 def small(name: str, **options) -> torch.nn.Module:

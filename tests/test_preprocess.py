@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers import load_pickle
 from skelact.cli import app
 from skelact.data import ntu
 from skelact.data.preprocess import (
@@ -27,11 +27,6 @@ from skelact.data.preprocess import (
 
 def _raw(reference_dir: Path) -> Path:
     return reference_dir / "ntu_prep" / "raw"
-
-
-def _load(path: Path):
-    with open(path, "rb") as f:
-        return pickle.load(f)
 
 
 def _assert_same_samples(got: list[dict], expected: list[dict], atol: float = 1e-5) -> None:
@@ -62,8 +57,8 @@ def test_equals_reference_output(reference_dir, ntu60_out) -> None:
     out, result = ntu60_out
     for bench in ("xsub", "xview"):
         for part in ("train", "val"):
-            expected = _load(reference_dir / "ntu_prep" / "expected" / bench / f"{part}.pkl")
-            got = _load(out / bench / f"{part}.pkl")
+            expected = load_pickle(reference_dir / "ntu_prep" / "expected" / bench / f"{part}.pkl")
+            got = load_pickle(out / bench / f"{part}.pkl")
             assert isinstance(got, list)
             _assert_same_samples(got, expected)
             assert [a["frame_dir"] for a in got] == sorted(a["frame_dir"] for a in got)
@@ -93,21 +88,22 @@ def test_pyskl_format(reference_dir, ntu60_out, tmp_path) -> None:
     preprocess(
         PreprocessSettings("ntu60", _raw(reference_dir), tmp_path, format="pyskl", workers=2)
     )
-    data = _load(tmp_path / "ntu60_3danno.pkl")
+    data = load_pickle(tmp_path / "ntu60_3danno.pkl")
     assert set(data) == {"split", "annotations"}
     assert sorted(data["split"]) == ["xsub_train", "xsub_val", "xview_train", "xview_val"]
     out1, _ = ntu60_out
     for key, names in data["split"].items():
         bench, part = key.split("_")
-        assert names == [a["frame_dir"] for a in _load(out1 / bench / f"{part}.pkl")]
-    expected = _load(reference_dir / "ntu_prep" / "expected" / "xsub" / "train.pkl")
-    expected += _load(reference_dir / "ntu_prep" / "expected" / "xsub" / "val.pkl")
+        assert names == [a["frame_dir"] for a in load_pickle(out1 / bench / f"{part}.pkl")]
+    expected = load_pickle(reference_dir / "ntu_prep" / "expected" / "xsub" / "train.pkl")
+    expected += load_pickle(reference_dir / "ntu_prep" / "expected" / "xsub" / "val.pkl")
     _assert_same_samples(data["annotations"], expected)
     assert not (tmp_path / "xsub").exists()
 
 
 def test_load_sample_matches_stage(reference_dir, tmp_path) -> None:
-    expected = {a["frame_dir"]: a for a in _load(reference_dir / "ntu_prep/expected/xsub/val.pkl")}
+    expected_path = reference_dir / "ntu_prep/expected/xsub/val.pkl"
+    expected = {a["frame_dir"]: a for a in load_pickle(expected_path)}
     name = sorted(expected)[0]
     ann = load_sample(_raw(reference_dir) / f"{name}.skeleton")
     _assert_same_samples([ann], [expected[name]])
@@ -141,7 +137,7 @@ def test_ntu120_benchmarks_and_labels(reference_dir, tmp_path) -> None:
     )
     assert result.benchmarks == ["xsub", "xset"]
     assert result.ignored_other_files == 1
-    data = _load(tmp_path / "out" / "ntu120_3danno.pkl")
+    data = load_pickle(tmp_path / "out" / "ntu120_3danno.pkl")
     assert data["split"] == {
         "xsub_train": [names[2], names[0]],
         "xsub_val": [names[1], names[3]],
@@ -177,7 +173,9 @@ def test_missing_lists_and_empty_samples(reference_dir, tmp_path) -> None:
     assert result.samples_written == 2
     assert result.empty_samples == ["S001C002P001R001A002"]
     empty = [
-        a for a in _load(tmp_path / "a/xview/train.pkl") if a["frame_dir"] in result.empty_samples
+        a
+        for a in load_pickle(tmp_path / "a/xview/train.pkl")
+        if a["frame_dir"] in result.empty_samples
     ]
     assert empty[0]["keypoint"].shape == (2, 3, 25, 3) and not empty[0]["keypoint"].any()
     report = json.loads((tmp_path / "a" / "preprocess_report.json").read_text())
@@ -201,7 +199,7 @@ def test_sequences_longer_than_300_frames(reference_dir, tmp_path) -> None:
     shutil.copy(path, raw / "S001C001P003R001A001.skeleton")  # the xsub val split's sample
     assert num_frames > 300
     preprocess(PreprocessSettings("ntu60", raw, tmp_path / "out", benchmarks=("xsub",)))
-    (ann,) = _load(tmp_path / "out/xsub/train.pkl")
+    (ann,) = load_pickle(tmp_path / "out/xsub/train.pkl")
     assert ann["total_frames"] == num_frames and ann["keypoint"].shape == (2, num_frames, 25, 3)
     short = load_sample(path)["keypoint"]
     np.testing.assert_allclose(ann["keypoint"][:, : short.shape[1]], short, atol=1e-6)
@@ -260,7 +258,7 @@ def test_bad_file_skipped_and_reported(reference_dir, tmp_path, case) -> None:
     assert report["num_skipped_bad"] == 1
     assert report["skipped_bad"][0]["file"] == name
     assert name in report["skipped_bad"][0]["reason"]
-    total = sum(len(_load(tmp_path / "out/xsub" / f"{p}.pkl")) for p in ("train", "val"))
+    total = sum(len(load_pickle(tmp_path / "out/xsub" / f"{p}.pkl")) for p in ("train", "val"))
     assert total == 3
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import dead_pid, load_pickle
 from skelact.data.preprocess import PreprocessError, PreprocessSettings, main_summary, preprocess
 from skelact.data.skeleton_file import SkeletonFormatError
 from skelact.errors import OutputBusyError, SkelactError
@@ -37,11 +37,6 @@ def _folder(reference_dir: Path, raw: Path) -> list[Path]:
         shutil.copy(p, raw / p.name)
         out.append(raw / p.name)
     return out
-
-
-def _load(path: Path):
-    with open(path, "rb") as f:
-        return pickle.load(f)
 
 
 def test_error_classes_are_skelact_errors() -> None:
@@ -65,7 +60,7 @@ def test_huge_coordinate_is_bad_input_not_nan(reference_dir, tmp_path, value) ->
     )
     assert result.skipped_bad[0]["file"] == files[0].name and result.samples_written == 3
     for pkl in (tmp_path / "b").rglob("*.pkl"):
-        for ann in _load(pkl):
+        for ann in load_pickle(pkl):
             assert np.isfinite(ann["keypoint"]).all(), ann["frame_dir"]
 
 
@@ -120,7 +115,7 @@ def test_subfolders_are_reported_or_read_with_recursive(reference_dir, tmp_path)
     assert report["ignored_in_subfolders"] == 1
     result = preprocess(PreprocessSettings("ntu60", raw, tmp_path / "b", recursive=True))
     assert result.samples_written == 5 and result.ignored_in_subfolders == 0
-    names = [a["frame_dir"] for a in _load(tmp_path / "b" / "xsub" / "train.pkl")]
+    names = [a["frame_dir"] for a in load_pickle(tmp_path / "b" / "xsub" / "train.pkl")]
     assert "S001C001P001R001A007" in names and names == sorted(names)
     shutil.copy(_raw(reference_dir)[0], raw / "more" / _raw(reference_dir)[0].name)
     with pytest.raises(PreprocessError, match="is found twice"):
@@ -143,16 +138,10 @@ def test_a_second_writer_is_refused(reference_dir, tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [".skelact.lock"]
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 def test_temps_of_a_killed_run_are_removed(reference_dir, tmp_path) -> None:
     raw, out = tmp_path / "raw", tmp_path / "out"
     _folder(reference_dir, raw)
-    pid = _dead_pid()
+    pid = dead_pid()
     (out / "xsub").mkdir(parents=True)
     stale = [out / "xsub" / f".train.pkl.tmp-{pid}", out / f".preprocess_report.json.tmp-{pid}",
              out / "xsub" / f".val.pkl.k2j3.tmp-{pid}"]  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import dead_pid
 from skelact.data.dataset import DatasetError
 from skelact.engine.safety import NonFiniteError, check_finite_weights
 from skelact.engine.train import train
@@ -46,12 +47,6 @@ def full_run(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("full")
     train(base_config(data, out))
     return out
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def test_first_non_finite_loss_stops_the_run_naming_epoch_and_step(data, tmp_path):
@@ -87,7 +82,7 @@ def test_labels_outside_num_classes_name_the_sample(data, tmp_path):
 def test_stale_temps_of_a_killed_writer_are_removed(data, tmp_path):
     out = tmp_path / "stale"
     out.mkdir()
-    stale = out / f".last.pt.abc123.tmp-{_dead_pid()}"
+    stale = out / f".last.pt.abc123.tmp-{dead_pid()}"
     stale.write_bytes(b"half a checkpoint")
     train(base_config(data, out, epochs=1))
     assert not stale.exists()

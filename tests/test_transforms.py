@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import cpu_and_cuda_batches
 from reference_transforms import (
     center_crop,
     format_nctvm,
@@ -201,11 +202,4 @@ def test_call_indices_and_errors(ragged) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batched_on_cuda_equals_cpu(ragged) -> None:
     ds, _ = ragged
-    sampler_cpu = ClipSampler(64, train=True, rotate=0.1)
-    sampler_gpu = ClipSampler(64, train=True, rotate=0.1, device="cuda")
-    idx = np.arange(len(ds))
-    draws = sampler_cpu.draw(ds.lengths, np.random.default_rng(3))
-    cpu = sampler_cpu.apply(ds, idx, draws)
-    gpu = sampler_gpu.apply(ds.to("cuda"), idx, draws)
-    assert gpu.device.type == "cuda"
-    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-5, atol=1e-5)
+    cpu_and_cuda_batches(ds, 64, seed=3, train=True, rotate=0.1)

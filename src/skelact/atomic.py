@@ -7,16 +7,23 @@ target, which is atomic on one filesystem; on any error the temporary file is re
 target (if any) is untouched. A SIGKILL cannot run cleanup code, so :func:`remove_stale_temps`
 lets the next run in that folder delete temporaries whose writer process is gone.
 
+A stage whose outputs must appear together (all of them or none) stages each one instead: it
+fills :func:`staged_temp` (a name :func:`remove_stale_temps` also knows), and renames all of them
+only at the end, inside :func:`signals_held`; :class:`StagedText` is such an output for text.
+
 The finished file gets the mode ``open()`` would give it (0666 minus the umask), not mkstemp's
 0600: a results folder shared by a team must stay readable by the team.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TEMP = re.compile(r"^\..+\.tmp-(\d+)$")
@@ -52,6 +59,54 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def staged_temp(final: Path, part: str | None = None) -> Path:
+    """The temporary a staged output fills for ``final``: ``.<name>[.<part>].tmp-<pid>``.
+
+    One name per process and output (``part`` tells several temporaries of one output apart),
+    so a stage can find and remove its own leftovers, and the next run a dead writer's.
+    """
+    middle = f".{part}" if part is not None else ""
+    return final.with_name(f".{final.name}{middle}.tmp-{os.getpid()}")
+
+
+class StagedText:
+    """A text output written now to its :func:`staged_temp`; ``commit`` renames it into place.
+
+    For a report or a list that must appear together with a stage's other outputs, never
+    without them: the caller commits all of them (in :func:`signals_held`) or aborts all.
+    """
+
+    def __init__(self, final: Path, text: str) -> None:
+        self.final = final
+        self.tmp = staged_temp(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.write_text(text, encoding="utf-8")
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """No SIGINT/SIGTERM while a stage renames its outputs: all of them are replaced, or none.
+
+    The signals are blocked, not lost: one sent meanwhile arrives when the block ends. Outside
+    the main thread (where Python runs no handler) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -204,7 +204,7 @@ def preprocess_cmd(
         given = [flag for flag, value in ntu_only.items() if value is not None]
         if given:
             raise ConfigError(f"{', '.join(given)}: NTU preprocessing options, but data.source "
-                              "is 'custom' (its options are in params.yaml's `import` section)")  # fmt: skip
+                              "is 'custom' (see params.yaml's `import` section)")  # fmt: skip
         _import(loaded, quiet, src=raw_dir, out_dir=out_dir)
         return
     options = preprocess_options(loaded, dataset=dataset, raw_dir=raw_dir,

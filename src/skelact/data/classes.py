@@ -31,13 +31,17 @@ def read_classes(path: str | Path, num_classes: int | None = None) -> list[str]:
     """The class names in ``path``; ``num_classes``, when given, must equal their count.
 
     An empty file, a blank line or a name listed twice is an error naming the file and line:
-    the line number is the class index, so a stray line would shift every name after it.
+    the line number is the class index, so a stray line would shift every name after it. Blank
+    lines at the end shift nothing and are ignored, as is a UTF-8 byte-order mark (editors on
+    Windows write one); ``skelact import --classes`` reads the user's list with these rules too.
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read the class names: {exc}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
     if not lines:
         raise DatasetError(f"{path}: no class names (one name per line, in class-index order)")
     seen: dict[str, int] = {}

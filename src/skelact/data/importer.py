@@ -29,9 +29,6 @@ import contextlib
 import csv
 import importlib
 import json
-import os
-import signal
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,13 +37,15 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from skelact.atomic import remove_stale_temps
+from skelact.atomic import StagedText, remove_stale_temps, signals_held, staged_temp
 from skelact.data import prenorm
+from skelact.data.classes import CLASSES_FILE, read_classes
 from skelact.data.formats import FORMATS, Clip, Dropped
 from skelact.data.formats.tracks import order_by_energy, present_joints
 from skelact.data.normalise import NormaliseError, normalise
 from skelact.data.pickle_stream import PickleListWriter
 from skelact.data.prep_parse import pickle_body
+from skelact.data.safe_pickle import DatasetError
 from skelact.errors import SkelactError
 from skelact.layouts import Layout, get_layout
 from skelact.locking import output_lock
@@ -64,7 +63,6 @@ __all__ = [
 
 BENCHMARK = "custom"
 REPORT_NAME = "import_report.json"
-CLASSES_NAME = "classes.txt"
 #: The labels file's split column when ``split_by`` names none (``clip,label,split``).
 DEFAULT_SPLIT_COLUMN = "split"
 SPLITS = ("train", "val")
@@ -257,22 +255,11 @@ def _read_labels(settings: ImportSettings) -> dict[str, _LabelRow]:
 
 
 def _read_classes(path: Path) -> list[str]:
+    """The ``--classes`` list, by the rules of every ``classes.txt`` (file and line in errors)."""
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportDataError(f"{path}: cannot read the class list ({exc})") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    names = [line.strip() for line in lines]
-    if not names:
-        raise ImportDataError(f"{path}: empty class list (one class name per line)")
-    for number, name in enumerate(names, start=1):
-        if not name:
-            raise ImportDataError(f"{path}: line {number} is empty; one class name per line")
-    dupes = [n for n, c in Counter(names).items() if c > 1]
-    if dupes:
-        raise ImportDataError(f"{path}: class {dupes[0]!r} is listed more than once")
-    return names
+        return read_classes(path)
+    except DatasetError as exc:
+        raise ImportDataError(str(exc)) from None
 
 
 def parse_img_shape(text: str) -> tuple[int, int]:
@@ -327,8 +314,8 @@ def _run(
     class_index = {name: i for i, name in enumerate(classes)} if classes is not None else None
     state = _State()
     kept: list[_Kept] = []
-    spool_path = out_dir / f".import_spool.tmp-{os.getpid()}"
-    writers: list[PickleListWriter | _TextWriter] = []
+    spool_path = staged_temp(out_dir / "import_spool")
+    writers: list[PickleListWriter | StagedText] = []
     try:
         with open(spool_path, "w+b") as spool:
             options = {"split": settings.benchmark} if settings.benchmark is not None else {}
@@ -357,7 +344,7 @@ def _run(
             method, split_of = _splits(settings, kept, labels, len(classes))
             result = _result(settings, layout, state, classes, kept, split_of, method)
             writers = _write(out_dir, spool, kept, split_of, result)
-            with _signals_held():
+            with signals_held():
                 for writer in writers:
                     writer.commit()
                 writers = []  # all in place: nothing to abort
@@ -380,20 +367,6 @@ def _nothing_imported(settings: ImportSettings, state: _State) -> str:
         f"{settings.src}: no clips imported: all {len(state.dropped)} were dropped, the first "
         f"({first['clip']!r}) because: {first['reason']}"
     )
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """No SIGINT/SIGTERM while the outputs are renamed: all of them are replaced, or none."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _problem(settings: ImportSettings, state: _State, clip: str, reason: str) -> None:
@@ -589,22 +562,6 @@ def _stratified(kept: list[_Kept], fraction: float, seed: int, num_classes: int)
 # ---- outputs ---------------------------------------------------------------------------------
 
 
-class _TextWriter:
-    """A text output as a temp file, committed together with the pickles."""
-
-    def __init__(self, final: Path, text: str) -> None:
-        self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.write_text(text, encoding="utf-8")
-
-    def commit(self) -> None:
-        os.replace(self.tmp, self.final)
-
-    def abort(self) -> None:
-        self.tmp.unlink(missing_ok=True)
-
-
 def _result(
     settings: ImportSettings,
     layout: Layout,
@@ -633,12 +590,12 @@ def _write(
     kept: list[_Kept],
     split_of: dict[str, str],
     result: ImportResult,
-) -> list[PickleListWriter | _TextWriter]:
+) -> list[PickleListWriter | StagedText]:
     """Every output as a temporary (the caller commits them all or aborts them all)."""
     bench = out_dir / BENCHMARK
     pyskl_path = out_dir / f"{BENCHMARK}_{result.dims}danno.pkl"
     lists = {s: PickleListWriter(bench / f"{s}.pkl") for s in SPLITS}
-    writers: list[PickleListWriter | _TextWriter] = [*lists.values()]
+    writers: list[PickleListWriter | StagedText] = [*lists.values()]
     try:
         both = PickleListWriter(pyskl_path, wrap_dict_key="annotations")
         writers.append(both)
@@ -655,14 +612,14 @@ def _write(
         result.outputs = {
             **{f"{BENCHMARK}/{s}": str(w.final) for s, w in lists.items()},
             "pyskl": str(pyskl_path),
-            "classes": str(out_dir / CLASSES_NAME),
+            "classes": str(out_dir / CLASSES_FILE),
         }
         result.report_path = str(out_dir / REPORT_NAME)
         names = "".join(f"{name}\n" for name in result.classes)
-        writers.append(_TextWriter(out_dir / CLASSES_NAME, names))
-        writers.append(_TextWriter(bench / CLASSES_NAME, names))
+        writers.append(StagedText(out_dir / CLASSES_FILE, names))
+        writers.append(StagedText(bench / CLASSES_FILE, names))
         report = json.dumps(asdict(result), indent=2) + "\n"
-        writers.append(_TextWriter(out_dir / REPORT_NAME, report))
+        writers.append(StagedText(out_dir / REPORT_NAME, report))
     except BaseException:
         for writer in writers:
             writer.abort()

@@ -14,6 +14,7 @@ import pickle
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from skelact.atomic import staged_temp
 from skelact.data.prep_parse import PROTOCOL, pickle_body
 
 
@@ -22,7 +23,7 @@ class PickleListWriter:
 
     def __init__(self, final: Path, wrap_dict_key: str | None = None) -> None:
         self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        self.tmp = staged_temp(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.file: BinaryIO = open(self.tmp, "wb")  # noqa: SIM115 - closed in finish/abort
         self.wrap = wrap_dict_key

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from skelact.atomic import remove_stale_temps
+from skelact.atomic import StagedText, remove_stale_temps, signals_held
 from skelact.data import ntu
 from skelact.data.pickle_stream import PickleListWriter
 from skelact.data.prep_parse import annotation, load_keypoint, open_pool, run_tasks
@@ -206,7 +206,7 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
         ignored_other_files=plan.listing.other, bytes_read=0, workers=workers, elapsed_s=0.0,
         ignored_in_subfolders=plan.listing.in_subfolders,
     )  # fmt: skip
-    writers: list[Writer | _ReportWriter] = []
+    writers: list[Writer | StagedText] = []
     pool = open_pool(workers)  # before the progress bar's thread exists, and before the handler
     try:
         with _signals_raise() as stage:
@@ -221,7 +221,7 @@ def _run(plan: Plan, settings: PreprocessSettings, out_dir: Path, t0: float) -> 
                 _finish(writer, settings, splits)
             result.outputs = {key: str(w.final) for key, w in outputs.items()}
             writers.append(_report_writer(out_dir, settings, result, t0))
-            with _signals_held():
+            with signals_held():
                 for writer in writers:
                     writer.commit()
                 stage.committed = True
@@ -299,24 +299,9 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
         progress.stop()
 
 
-class _ReportWriter:
-    """The report as a temp file, committed together with the pickles."""
-
-    def __init__(self, final: Path, text: str) -> None:
-        self.final = final
-        self.tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        self.tmp.write_text(text, encoding="utf-8")
-
-    def commit(self) -> None:
-        os.replace(self.tmp, self.final)
-
-    def abort(self) -> None:
-        self.tmp.unlink(missing_ok=True)
-
-
 def _report_writer(
     out_dir: Path, settings: PreprocessSettings, result: PreprocessResult, t0: float
-) -> _ReportWriter:
+) -> StagedText:
     report_path = out_dir / REPORT_NAME
     result.report_path = str(report_path)
     result.elapsed_s = time.perf_counter() - t0
@@ -326,7 +311,7 @@ def _report_writer(
     payload["num_empty_samples"] = len(result.empty_samples)
     payload["num_skipped_bad"] = len(result.skipped_bad)
     payload["files_per_s"] = round(result.files_per_s, 2)
-    return _ReportWriter(report_path, json.dumps(payload, indent=2) + "\n")
+    return StagedText(report_path, json.dumps(payload, indent=2) + "\n")
 
 
 def _in_main_thread() -> bool:
@@ -356,20 +341,6 @@ def _signals_raise() -> Iterator[_Stage]:
         yield stage
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """No SIGINT/SIGTERM while the outputs are renamed: all of them are replaced, or none."""
-    if not _in_main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def main_summary(result: PreprocessResult) -> str:

@@ -41,6 +41,7 @@ import csv as _csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -130,10 +131,8 @@ def _read_file(path: Path, name: str, layout: Layout) -> Clip:
         raise _ClipProblem(f"no 'frame' column (header: {','.join(header)})")
     frames = _integers(body, col["frame"], "frame")
     persons = [r[col["person"]].strip() for r in body] if "person" in col else ["0"] * len(body)
-    if "joint" in col:
-        keypoint, score = _long_form(body, col, frames, persons, layout)
-    else:
-        keypoint, score = _wide_form(body, col, frames, persons, layout)
+    form = _long_form if "joint" in col else _wide_form
+    keypoint, score = form(body, col, _tracks(frames, persons), layout)
     order = order_by_energy(keypoint, score)
     return Clip(name=name, keypoint=keypoint[order], score=None if score is None else score[order])
 
@@ -182,13 +181,39 @@ def _joint_index(token: str, layout: Layout) -> int:
         raise _ClipProblem(str(exc)) from None
 
 
-def _tracks(frames: np.ndarray, persons: list[str]) -> tuple[np.ndarray, np.ndarray, int, int]:
+class _Tracks(NamedTuple):
+    """Frame and person slot of each row, and how many of each the clip has."""
+
+    frame: np.ndarray
+    person: np.ndarray
+    num_frames: int
+    num_persons: int
+
+    @property
+    def key(self) -> np.ndarray:
+        """One number per (person, frame) pair, for finding repeated rows."""
+        return self.person * self.num_frames + self.frame
+
+    def shape(self, num_joints: int) -> tuple[int, int, int]:
+        """The clip's ``(M, T, V)``."""
+        return self.num_persons, self.num_frames, num_joints
+
+
+def _tracks(frames: np.ndarray, persons: list[str]) -> _Tracks:
     """Frame and person slot of each row; person slots follow the ids (numeric when all are)."""
     frame_values, frame_slot = np.unique(frames, return_inverse=True)
     ids = sorted(set(persons), key=lambda p: (0, int(p), "") if p.isdigit() else (1, 0, p))
     slot_of = {p: i for i, p in enumerate(ids)}
     person_slot = np.array([slot_of[p] for p in persons], dtype=np.int64)
-    return frame_slot, person_slot, len(frame_values), len(ids)
+    return _Tracks(frame_slot, person_slot, len(frame_values), len(ids))
+
+
+def _once(key: np.ndarray, what: str) -> None:
+    """Each row's ``key`` (what names) must be its own: the first repeated one is an error."""
+    unique, first, counts = np.unique(key, return_index=True, return_counts=True)
+    if len(unique) != len(key):
+        line = int(first[int(np.flatnonzero(counts > 1)[0])]) + 2
+        raise _ClipProblem(f"row {line}: {what} appear again in a later row")
 
 
 def _coordinate_columns(col: dict[str, int], prefix: str = "") -> tuple[list[int], bool, bool]:
@@ -220,35 +245,22 @@ def _assemble(
 
 
 def _long_form(
-    body: Sequence[list[str]],
-    col: dict[str, int],
-    frames: np.ndarray,
-    persons: list[str],
-    layout: Layout,
+    body: Sequence[list[str]], col: dict[str, int], tracks: _Tracks, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray | None]:
     indices, has_z, has_score = _coordinate_columns(col)
     extra = set(col) - {"frame", "person", "joint", "x", "y", "z", "score"}
     if extra:
         raise _ClipProblem(f"unknown column(s) {sorted(extra)} in the long form")
+    v = layout.num_joints
     joints = np.array([_joint_index(r[col["joint"]], layout) for r in body], dtype=np.int64)
-    frame_slot, person_slot, num_frames, num_persons = _tracks(frames, persons)
-    key = (person_slot * num_frames + frame_slot) * layout.num_joints + joints
-    unique, first, counts = np.unique(key, return_index=True, return_counts=True)
-    if len(unique) != len(key):
-        row = int(np.flatnonzero(counts > 1)[0])
-        line = int(first[row]) + 2
-        raise _ClipProblem(f"row {line}: frame, person and joint appear again in a later row")
+    _once(tracks.key * v + joints, "frame, person and joint")
     values = _numbers(body, indices)
-    shape = (num_persons, num_frames, layout.num_joints)
-    return _assemble(values, has_score, 3 if has_z else 2, (person_slot, frame_slot, joints), shape)
+    slots = (tracks.person, tracks.frame, joints)
+    return _assemble(values, has_score, 3 if has_z else 2, slots, tracks.shape(v))
 
 
 def _wide_form(
-    body: Sequence[list[str]],
-    col: dict[str, int],
-    frames: np.ndarray,
-    persons: list[str],
-    layout: Layout,
+    body: Sequence[list[str]], col: dict[str, int], tracks: _Tracks, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray | None]:
     per_joint: dict[int, dict[str, int]] = {}
     for header, index in col.items():
@@ -274,12 +286,7 @@ def _wide_form(
     indices = [per_joint[j][a] for j in range(layout.num_joints) for a in _AXES[:channels]]
     if has_score:
         indices += [per_joint[j]["score"] for j in range(layout.num_joints)]
-    frame_slot, person_slot, num_frames, num_persons = _tracks(frames, persons)
-    key = person_slot * num_frames + frame_slot
-    unique, first_row, counts = np.unique(key, return_index=True, return_counts=True)
-    if len(unique) != len(key):
-        line = int(first_row[int(np.flatnonzero(counts > 1)[0])]) + 2
-        raise _ClipProblem(f"row {line}: frame and person appear again in a later row")
+    _once(tracks.key, "frame and person")
     values = _numbers(body, indices)
     v = layout.num_joints
     coords = values[:, : v * channels].reshape(-1, channels)
@@ -287,5 +294,5 @@ def _wide_form(
     rows = np.repeat(np.arange(len(body)), v)
     joints = np.tile(np.arange(v), len(body))
     per_row = np.concatenate([coords, scores], axis=1)
-    slots = (person_slot[rows], frame_slot[rows], joints)
-    return _assemble(per_row, has_score, channels, slots, (num_persons, num_frames, v))
+    slots = (tracks.person[rows], tracks.frame[rows], joints)
+    return _assemble(per_row, has_score, channels, slots, tracks.shape(v))

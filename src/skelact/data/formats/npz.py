@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from skelact.atomic import staged_temp
 from skelact.data.formats import Clip, Dropped, FormatError
 from skelact.layouts import Layout
 
@@ -203,14 +204,11 @@ class NpzWriter:
         self.final = Path(final)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.num_persons, self.max_frames, self.num_classes = num_persons, max_frames, num_classes
-        self.tmp = self._temp("npz")
-        self._rows: dict[str, Path] = {split: self._temp(split) for _, _, split in _PARTS}
+        self.tmp = staged_temp(self.final, "npz")
+        self._rows = {split: staged_temp(self.final, split) for _, _, split in _PARTS}
         self._files: dict[str, BinaryIO] = {}
         self._labels: dict[str, list[int]] = {split: [] for _, _, split in _PARTS}
         self._shape: tuple[int, int] | None = None  # (V, C) of the first clip
-
-    def _temp(self, what: str) -> Path:
-        return self.final.with_name(f".{self.final.name}.{what}.tmp-{os.getpid()}")
 
     def append(self, clip: Clip) -> None:
         """Add one clip (int label, split 'train' or 'val', at most num_persons/max_frames)."""

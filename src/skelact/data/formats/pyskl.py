@@ -91,7 +91,26 @@ def read_clips(src: Path, layout: Layout, *, split: str | None = None) -> Iterat
     :class:`Dropped`; a file that is not such a pickle raises :class:`FormatError`.
     """
     src = Path(src)
-    data = _load(src)
+    annotations, which = _contents(src, _load(src), split)
+    seen: set[str] = set()
+    for i, ann in enumerate(annotations):
+        clip = _clip(ann, i, layout, src)
+        if which is not None and isinstance(ann, dict) and ann.get("frame_dir") == clip.name:
+            if clip.name not in which:
+                continue  # not part of the chosen benchmark
+            if isinstance(clip, Clip):
+                clip.split = which[clip.name]
+        if clip.name in seen:
+            clip = Dropped(clip.name, f"{src}: clip {clip.name!r} appears twice")
+        seen.add(clip.name)
+        yield clip
+    if which is not None:
+        for name in sorted(set(which) - seen):
+            yield Dropped(name, f"{src}: {name!r} is in split {which[name]} but has no annotation")
+
+
+def _contents(src: Path, data: Any, split: str | None) -> tuple[list, dict[str, str] | None]:
+    """The annotation list, and the split of each clip of the chosen pair (None: a 0.x list)."""
     which: dict[str, str] | None = None
     if isinstance(data, dict):
         missing = {"split", "annotations"} - set(data)
@@ -111,21 +130,7 @@ def read_clips(src: Path, layout: Layout, *, split: str | None = None) -> Iterat
         )
     if not isinstance(annotations, list):
         raise FormatError(f"{src}: 'annotations' is {type(annotations).__name__}, not a list")
-    seen: set[str] = set()
-    for i, ann in enumerate(annotations):
-        clip = _clip(ann, i, layout, src)
-        named = isinstance(ann, dict) and ann.get("frame_dir") == clip.name
-        if which is not None and named and clip.name not in which:
-            continue  # not part of the chosen benchmark
-        if clip.name in seen:
-            clip = Dropped(clip.name, f"{src}: clip {clip.name!r} appears twice")
-        seen.add(clip.name)
-        if which is not None and isinstance(clip, Clip):
-            clip.split = which[clip.name]
-        yield clip
-    if which is not None:
-        for name in sorted(set(which) - seen):
-            yield Dropped(name, f"{src}: {name!r} is in split {which[name]} but has no annotation")
+    return annotations, which
 
 
 def _clip(ann: Any, i: int, layout: Layout, src: Path) -> Clip | Dropped:
