@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from helpers import load_pickle
@@ -435,3 +436,35 @@ def test_cli_import_split_by_a_column_and_skip(tmp_path):
     assert done.exit_code == 0, done.output
     assert "train 3, val 2 clips, 3 classes (split by column)" in done.output
     assert "1 clips DROPPED" in done.output and "sit_01: " in done.output
+
+
+def test_a_split_column_named_split_is_used_without_split_by(tmp_path):
+    _source(tmp_path, per_class=2)
+    lines = (tmp_path / "labels.csv").read_text().splitlines()
+    rows = [f"{row},{'val' if i % 2 else 'train'}" for i, row in enumerate(lines[1:])]
+    (tmp_path / "labels.csv").write_text("\n".join([f"{lines[0]},split", *rows]) + "\n")
+    result = import_data(_settings(tmp_path))
+    assert result.split_method == "column" and result.totals == {"train": 3, "val": 3}
+
+
+def test_import_and_the_preprocess_stage_read_params_yaml(tmp_path):
+    """`import --params` takes data.* and the `import` section; `preprocess --params` of custom
+    data runs the same import (the pipeline's stage), and refuses NTU-only options."""
+    _source(tmp_path, "csv")
+    values = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    values["data"].update(source="custom", format="csv", layout="coco17",
+                          raw_dir=str(tmp_path / "src"), labels=str(tmp_path / "labels.csv"),
+                          prepared_dir=str(tmp_path / "out"))  # fmt: skip
+    values["import"].update(val_fraction=0.4, seed=3)
+    values["benchmarks"] = ["custom"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(values))
+    params = ["--params", str(tmp_path / "params.yaml")]
+    done = CliRunner().invoke(app, ["import", *params])
+    assert done.exit_code == 0, done.output
+    assert "csv -> coco17 (2-D + scores): train 9, val 6 clips, 3 classes" in done.output
+    first = (tmp_path / "out" / "custom" / "val.pkl").read_bytes()
+    done = CliRunner().invoke(app, ["preprocess", *params, "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "out" / "custom" / "val.pkl").read_bytes() == first
+    done = CliRunner().invoke(app, ["preprocess", *params, "--dataset", "ntu60"])
+    assert done.exit_code == 1 and "--dataset: NTU preprocessing options" in done.output

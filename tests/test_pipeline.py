@@ -213,7 +213,12 @@ def custom(project):
     OpenPose JSON and the preprocess stage imports it; train, evaluate, export and report run
     unchanged on the ``custom`` benchmark."""
     stages_before = _code_deps(_stages(project["root"]))
-    output = _dvc(project, "exp", "run", *DEMO)
+    output = _run(
+        [sys.executable, "-m", "dvc", "exp", "run", *DEMO],
+        project["root"],
+        project["env"],
+        timeout=1500,
+    )
     return {"output": output, "stages_before": stages_before}
 
 
@@ -231,6 +236,8 @@ def test_custom_data_runs_through_the_same_pipeline(project, custom):
     assert report["source"] == "custom"
     assert [row["model"] for row in report["rows"]] == MODELS
     assert all(not row.get("published") for row in report["rows"]), "no NTU columns"
+    # params and GFLOPs are counted on the model's own input: 2-D coco17, C x T x V x M
+    assert {(r["input_shape"][1], r["input_shape"][3]) for r in report["rows"]} == {(2, 17)}
     per_class = (root / "eval" / "custom" / "hcn" / "seed0" / "per_class.csv").read_text()
     assert classes[0] in per_class.splitlines()[1], "evaluation names the imported classes"
     info = json.loads((root / "runs" / "custom" / "dgcn" / "seed0" / "config.json").read_text())

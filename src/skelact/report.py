@@ -137,6 +137,7 @@ class RunResult:
     train_seconds: float | None = None
     onnx_parity: float | None = None  # relative error of the exported model.onnx, if exported
     path: str = ""
+    checkpoint: str | None = None  # the run's best.pt, when the runs folder is known
 
 
 @dataclass
@@ -210,6 +211,9 @@ def _read_run(
         train_seconds=train_seconds,
         onnx_parity=onnx_parity,
         path=str(path),
+        checkpoint=str(run_dir / "best.pt")
+        if run_dir is not None and (run_dir / "best.pt").is_file()
+        else None,
     )
 
 
@@ -265,17 +269,20 @@ def collect_runs(
 # --------------------------------------------------------------------------------------------
 
 
-def _complexity(models: Sequence[str], num_classes: Mapping[str, int]) -> dict[str, dict]:
-    """Params and GFLOPs of each model as trained (its head size), via the models package."""
-    from skelact.models.complexity import complexity_table
+def _complexity(runs: Sequence[RunResult]) -> dict[str, dict]:
+    """Params and GFLOPs of each model as trained: from its first run's checkpoint (its layout,
+    channels and head), else NTU's input with the evaluated class count."""
+    from skelact.models.complexity import checkpoint_complexity, model_complexity
 
     out: dict[str, dict] = {}
-    by_classes: dict[int, list[str]] = {}
-    for model in models:
-        by_classes.setdefault(int(num_classes.get(model) or 60), []).append(model)
-    for classes, names in by_classes.items():
-        for row in complexity_table(names, num_classes=classes):
-            out[row["model"]] = {**row, "num_classes": classes}
+    for model in sorted({r.model for r in runs}):
+        mine = [r for r in runs if r.model == model]
+        saved = next((r.checkpoint for r in mine if r.checkpoint), None)
+        if saved is not None:
+            out[model] = checkpoint_complexity(saved)
+        else:
+            classes = next((r.num_classes for r in mine if r.num_classes), None) or 60
+            out[model] = model_complexity(model, num_classes=classes)
     return out
 
 
@@ -295,8 +302,7 @@ def build_report(
             grouped[key] = []
         grouped[key].append(run)
     if complexity is None:
-        classes = {r.model: r.num_classes for r in runs if r.num_classes}
-        complexity = _complexity(sorted({r.model for r in runs}), classes)
+        complexity = _complexity(runs)
     rows = []
     for benchmark, model in order:
         group = sorted(grouped[(benchmark, model)], key=lambda r: r.seed)
@@ -317,6 +323,7 @@ def build_report(
                 "num_classes": group[0].num_classes,
                 "params": cx.get("params"),
                 "gflops": cx.get("gflops"),
+                "input_shape": cx.get("input_shape"),
                 "train_seconds": [r.train_seconds for r in group],
                 "onnx_parity_max": max(parity)
                 if (parity := [r.onnx_parity for r in group if r.onnx_parity is not None])
@@ -398,12 +405,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             )
         lines.append("")
     classes = {r["num_classes"] for r in report["rows"] if r["num_classes"]}
+    shapes = sorted({" x ".join(map(str, r["input_shape"][1:])) for r in report["rows"]
+                     if r.get("input_shape")}) or ["3 x T x 25 x 2"]  # fmt: skip
     lines += [
         "Notes:",
-        f"- {report['gflops_note']} Params and GFLOPs are for one 3 x T x 25 x 2 sample with the "
-        f"trained head ({', '.join(str(c) for c in sorted(classes)) or '?'} classes; the "
-        f"published table uses 60).",
-        f"- Published: {report['published_source']}.",
+        f"- {report['gflops_note']} Params and GFLOPs are for one sample of C x T x V x M = "
+        f"{', '.join(shapes)} (T: the recipe's clip length) with the trained head "
+        f"({', '.join(str(c) for c in sorted(classes)) or '?'} classes"
+        f"{'' if own_data else '; the published table uses 60'}).",
+        *([] if own_data else [f"- Published: {report['published_source']}."]),
         "- ONNX parity: the largest relative error of the exported `model.onnx` (ONNX Runtime) "
         "against PyTorch over the seeds; an export above 1e-4 is refused, so '-' means not "
         "exported.",

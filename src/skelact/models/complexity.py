@@ -8,11 +8,18 @@ published ones for the released code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 
 import torch
 
 from skelact.models import MODEL_NAMES, build_model, default_clip_len
+from skelact.models.checkpoint import (
+    CheckpointError,
+    build_from_loaded,
+    is_own_checkpoint,
+    read_checkpoint,
+)
 
 NOTE = (
     "GFLOPs here are multiply-accumulates (GMACs) counted like mmcv/ptflops (functional ops not "
@@ -34,10 +41,29 @@ def model_complexity(
     The shape follows the build options (default NTU's ``1 x 3 x T x 25 x 2``; e.g.
     ``layout='coco17', in_channels=2`` counts a 2-D COCO model).
     """
+    clip_len = default_clip_len(name) if clip_len is None else clip_len
+    model = build_model(name, num_classes=num_classes, clip_len=clip_len, **options)
+    return complexity_of(model, name, clip_len)
+
+
+def checkpoint_complexity(path: str | os.PathLike) -> dict:
+    """:func:`model_complexity` of the model a skelact checkpoint holds, as it was trained
+    (layout, coordinates, score channel, persons, classes), at the recipe's clip length (the
+    published tables' convention), so a custom-data run is counted on its own input."""
+    ckpt = read_checkpoint(path)
+    spec = ckpt.get("model") if is_own_checkpoint(ckpt) else None
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        raise CheckpointError(f"{path}: not a skelact checkpoint (no model spec)")
+    name = str(spec["name"])
+    clip_len = default_clip_len(name)
+    return complexity_of(build_from_loaded(ckpt, path, clip_len=clip_len), name, clip_len)
+
+
+def complexity_of(model: torch.nn.Module, name: str, clip_len: int) -> dict:
+    """Params and GMACs of a built ``model`` for one ``1 x C x clip_len x V x M`` sample."""
     from ptflops import get_model_complexity_info
 
-    clip_len = default_clip_len(name) if clip_len is None else clip_len
-    model = build_model(name, num_classes=num_classes, clip_len=clip_len, **options).eval()
+    model = model.eval()
     spec = model.skelact_spec["options"]
     shape = (spec["in_channels"], clip_len, spec["num_joints"], spec["num_persons"])
     with torch.no_grad():
