@@ -138,3 +138,16 @@ def test_check_finite_names_the_first_bad_tensor() -> None:
 def test_dgcn_needs_the_skeleton_layout() -> None:
     with pytest.raises(ModelError, match=r"layout 'ntu25' \(25 joints\), so num_joints=24"):
         build_model("dgcn", num_joints=NTU25.num_joints - 1)
+
+
+def test_checkpoint_complexity_counts_the_trained_input_at_the_recipe_clip(tmp_path: Path):
+    """The report's params/GFLOPs: the checkpoint's layout, channels and head, at the recipe's
+    clip length even when the run trained on shorter clips (DGCN's weights depend on it)."""
+    from skelact.models.checkpoint import own_checkpoint
+    from skelact.models.complexity import checkpoint_complexity, model_complexity
+
+    dgcn = build_model("dgcn", num_classes=4, clip_len=32, layout="coco17", in_channels=2)
+    torch.save(own_checkpoint(dgcn), tmp_path / "best.pt")
+    counted = checkpoint_complexity(tmp_path / "best.pt")
+    assert counted == model_complexity("dgcn", num_classes=4, layout="coco17", in_channels=2)
+    assert counted["input_shape"] == [1, 2, 64, 17, 2]

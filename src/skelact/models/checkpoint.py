@@ -251,13 +251,11 @@ def build_from_loaded(
     overrides = dict(overrides)
     name = overrides.pop("name", None)
     if is_own_checkpoint(ckpt):
-        spec = ckpt.get("model")
-        if not isinstance(spec, Mapping) or "name" not in spec:
-            raise CheckpointError(f"{path}: skelact checkpoint without a 'model' spec")
-        if name is not None and name != spec["name"]:
-            raise CheckpointError(f"{path} holds a {spec['name']!r} model, not {name!r}")
-        options = {**dict(spec.get("options") or {}), **overrides}
-        model = build_model(spec["name"], **_with_layout(options, spec.get("layout"), path))
+        saved, options = build_options(ckpt, path)
+        if name is not None and name != saved:
+            raise CheckpointError(f"{path} holds a {saved!r} model, not {name!r}")
+        stored = ckpt["model"].get("layout")
+        model = build_model(saved, **_with_layout({**options, **overrides}, stored, path))
     else:
         meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), Mapping) else {}
         saved = meta.get(META_MODEL)
@@ -273,6 +271,16 @@ def build_from_loaded(
         options.setdefault("num_classes", _head_classes(state, path))
         model = build_model(name, **_with_layout(options, meta.get(META_LAYOUT), path))
     return load_into(model, ckpt, path)
+
+
+def build_options(ckpt: Mapping[str, Any], path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """``(name, build options)`` of the model a skelact checkpoint holds (its layout included),
+    for callers that build it afresh, e.g. at another clip length, without its weights."""
+    spec = ckpt.get("model")
+    if not is_own_checkpoint(ckpt) or not isinstance(spec, Mapping) or "name" not in spec:
+        raise CheckpointError(f"{path}: skelact checkpoint without a 'model' spec")
+    options = _with_layout(dict(spec.get("options") or {}), spec.get("layout"), Path(path))
+    return str(spec["name"]), options
 
 
 def _with_layout(options: dict[str, Any], stored: Any, path: Path) -> dict[str, Any]:

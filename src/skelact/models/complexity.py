@@ -9,17 +9,12 @@ published ones for the released code.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import torch
 
 from skelact.models import MODEL_NAMES, build_model, default_clip_len
-from skelact.models.checkpoint import (
-    CheckpointError,
-    build_from_loaded,
-    is_own_checkpoint,
-    read_checkpoint,
-)
+from skelact.models.checkpoint import build_options, read_checkpoint
 
 NOTE = (
     "GFLOPs here are multiply-accumulates (GMACs) counted like mmcv/ptflops (functional ops not "
@@ -50,13 +45,9 @@ def checkpoint_complexity(path: str | os.PathLike) -> dict:
     """:func:`model_complexity` of the model a skelact checkpoint holds, as it was trained
     (layout, coordinates, score channel, persons, classes), at the recipe's clip length (the
     published tables' convention), so a custom-data run is counted on its own input."""
-    ckpt = read_checkpoint(path)
-    spec = ckpt.get("model") if is_own_checkpoint(ckpt) else None
-    if not isinstance(spec, Mapping) or "name" not in spec:
-        raise CheckpointError(f"{path}: not a skelact checkpoint (no model spec)")
-    name = str(spec["name"])
-    clip_len = default_clip_len(name)
-    return complexity_of(build_from_loaded(ckpt, path, clip_len=clip_len), name, clip_len)
+    name, options = build_options(read_checkpoint(path), path)
+    options["clip_len"] = clip_len = default_clip_len(name)  # DGCN's weights depend on it
+    return complexity_of(build_model(name, **options), name, clip_len)
 
 
 def complexity_of(model: torch.nn.Module, name: str, clip_len: int) -> dict:
