@@ -141,13 +141,15 @@ def _parse(data: bytes, path: str, max_bodies: int) -> tuple[np.ndarray, np.ndar
     except SkeletonFormatError:
         _check_fields(text, blocks, bodies)  # a bad line before it is the first error
         raise
-    if not _fields_ok(data, blocks, line):
+    layout = _token_layout(data, blocks, line)
+    if layout is None:
         _check_fields(text, blocks, bodies)  # names the first bad line
+        raise AssertionError("unreachable: _check_fields raises")
     out = np.zeros((max_bodies, num_frames, NUM_JOINTS, 3), dtype=np.float64)
     kept = [i for i, (_, slot) in enumerate(bodies) if slot < max_bodies]
     if not kept:
         return out, np.zeros((0, NUM_JOINTS, 3)), np.zeros((0, NUM_JOINTS), dtype=np.int64)
-    xyz, lines = _joint_xyz(text, [blocks[i] for i in kept])
+    xyz, lines = _joint_xyz(text, [blocks[i] for i in kept], layout)
     frames, slots = np.asarray([bodies[i] for i in kept], dtype=np.intp).T
     out[slots, frames] = xyz
     return out, xyz, lines
@@ -244,16 +246,16 @@ def _check_fields(text: _Lines, blocks: list[int], bodies: list[tuple[int, int]]
     raise text.error(line, f"joint line has {n} fields, expected {FIELDS_PER_JOINT}")
 
 
-def _fields_ok(data: bytes, blocks: list[int], end_line: int) -> bool:
-    """Whether every line before ``end_line`` has its expected field count, in a few bulk passes.
+def _token_layout(data: bytes, blocks: list[int], end_line: int) -> tuple | None:
+    """Token starts and each line's first token index, if every line has its expected fields.
 
     Expected: 10 fields on a body line, 12 on a joint line, 1 on every other line (the frame,
     body and joint counts, which :func:`_walk` has read with ``int``). Rather than counting the
     fields of each line, it checks that the first token of every line is where the cumulative
     expected counts put it: the token before it lies on an earlier line and it does not. That
     holds for every line exactly when each line has its expected count (tokens never cross a
-    newline) -- the common case, at the cost of one token-start scan. When it fails,
-    :func:`_check_fields` names the line.
+    newline) -- the common case, at the cost of one token-start scan. ``None`` when it fails;
+    :func:`_check_fields` then names the line.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
@@ -269,24 +271,40 @@ def _fields_ok(data: bytes, blocks: list[int], end_line: int) -> bool:
         expected[(first[:, None] + np.arange(NUM_JOINTS)).ravel()] = FIELDS_PER_JOINT
     cum = np.cumsum(expected)
     if len(starts) != cum[-1]:
-        return False
+        return None
     line_first = cum - expected  # index of each line's first token
-    return bool(
-        (starts[line_first] >= line_starts).all()
-        and (starts[line_first[1:] - 1] < line_starts[1:]).all()
-    )
+    if (starts[line_first] >= line_starts).all() and (
+        starts[line_first[1:] - 1] < line_starts[1:]
+    ).all():
+        return starts, line_first
+    return None
 
 
-def _joint_xyz(text: _Lines, blocks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _joint_xyz(
+    text: _Lines, blocks: list[int], layout: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """x, y, z of the bodies whose joint lines start at ``blocks`` (their fields checked).
 
-    Returns ``(len(blocks), NUM_JOINTS, 3)`` float64 and the file line of each joint. The
-    conversion is NumPy's C text reader (``loadtxt`` on the lines, x, y, z columns only), which
-    rounds like ``float``.
+    Returns ``(len(blocks), NUM_JOINTS, 3)`` float64 and the file line of each joint. The common
+    case is :func:`_decimals` on the x, y, z tokens (found in ``layout``, see
+    :func:`_token_layout`); anything it does not take is converted by NumPy's C text reader
+    (``loadtxt`` on the lines), which rounds like ``float`` too and whose refusal is the error.
     """
+    file_line = (np.asarray(blocks)[:, None] + np.arange(NUM_JOINTS)).ravel()
+    starts, line_first = layout
+    values = _decimals(text.data, starts[(line_first[file_line][:, None] + _XYZ).ravel()])
+    if values is None:
+        values = _loadtxt_xyz(text, blocks, file_line)
+    return values.reshape(len(blocks), NUM_JOINTS, 3), file_line.reshape(-1, NUM_JOINTS)
+
+
+_XYZ = np.arange(3)
+
+
+def _loadtxt_xyz(text: _Lines, blocks: list[int], file_line: np.ndarray) -> np.ndarray:
+    """x, y, z of the joint lines by ``loadtxt``, or the error naming the first bad number."""
     rows = text.lines
     joint_lines = list(chain.from_iterable(rows[b : b + NUM_JOINTS] for b in blocks))
-    file_line = (np.asarray(blocks)[:, None] + np.arange(NUM_JOINTS)).ravel()
     try:
         values = np.loadtxt(joint_lines, np.float64, comments=None, usecols=(0, 1, 2), ndmin=2)
     except ValueError:  # a token of allowed characters that is no number, e.g. '1.2.3'
@@ -296,11 +314,145 @@ def _joint_xyz(text: _Lines, blocks: list[int]) -> tuple[np.ndarray, np.ndarray]
         buf = np.frombuffer(joined, dtype=np.uint8)
         starts = np.flatnonzero(first)
         ends = _token_ends(buf)
-        tokens = (np.arange(len(joint_lines))[:, None] * FIELDS_PER_JOINT + np.arange(3)).ravel()
+        tokens = (np.arange(len(joint_lines))[:, None] * FIELDS_PER_JOINT + _XYZ).ravel()
         bad = _first_invalid(buf, starts[tokens], ends[tokens])
         token = joined[starts[tokens[bad]] : ends[tokens[bad]]]
         raise text.error(int(file_line[bad // 3]), f"invalid number {quote(token)}")
-    return values.reshape(len(blocks), NUM_JOINTS, 3), file_line.reshape(-1, NUM_JOINTS)
+    return values
+
+
+_WIDTH = 16  # bytes looked at per token by _decimals: tokens of up to 15 bytes
+#: Powers of ten that float64 holds exactly (10**22 is the largest).
+_POW10 = np.array([float(10**k) for k in range(23)])
+_ONES = np.uint64(0x0101010101010101)  # the lowest bit of every byte
+_U64 = np.uint64
+
+
+def _words(mask: np.ndarray) -> np.ndarray:
+    """A C-contiguous ``(N, 16)`` uint8 / bool array as 2N little-endian uint64 words, flat.
+
+    Flat, because NumPy runs a whole-array operation on a 1-D array in one tight loop, but an
+    operation along rows of 2 (or 16) elements row by row, many times slower.
+    """
+    return mask.reshape(-1).view(np.uint64)
+
+
+def _count(mask: np.ndarray) -> np.ndarray:
+    """True bytes per row of a ``(N, 16)`` bool array (a popcount per word)."""
+    bits = np.bitwise_count(_words(mask))
+    return (bits[0::2] + bits[1::2]).astype(np.intp)
+
+
+def _any(mask: np.ndarray) -> np.ndarray:
+    """Whether each row of a ``(N, 16)`` bool array holds a True."""
+    words = _words(mask)
+    return (words[0::2] | words[1::2]) != 0
+
+
+def _before(mask: np.ndarray) -> np.ndarray:
+    """Per row of a ``(N, 16)`` bool array: True in the columns before its first True.
+
+    On the uint64 words (column j is byte j % 8, bytes are 0 or 1): ``(w & -w) - 1`` sets the
+    bits below the first set one; keeping each byte's lowest bit makes it a bool array again.
+    The second word counts only where the first one holds no True.
+    """
+    words = _words(mask)
+    low = words & (_U64(0) - words)
+    low -= _U64(1)
+    low &= _ONES
+    low[1::2] *= words[0::2] == 0
+    return low.view(bool).reshape(mask.shape)
+
+
+def _shift(mask: np.ndarray) -> np.ndarray:
+    """A ``(N, 16)`` uint8 / bool array moved one column to the right (column 0 becomes 0)."""
+    words = _words(mask)
+    out = words << _U64(8)
+    out[1::2] |= words[0::2] >> _U64(56)
+    return out.view(mask.dtype).reshape(mask.shape)
+
+
+def _digits_value(digits: np.ndarray) -> np.ndarray:
+    """``sum(digits[:, j] * 10**(15 - j))`` of a ``(N, 16)`` uint8 array of digit values 0..9.
+
+    Eight digits per uint64 in three multiplications each (the SWAR method of fast JSON
+    parsers; the overflowing bits are the ones shifted out), exact in uint64.
+    """
+    words = _words(digits) * _U64(10 * 256 + 1)
+    words >>= _U64(8)
+    words &= _U64(0x00FF00FF00FF00FF)
+    words *= _U64(100 * 2**16 + 1)
+    words >>= _U64(16)
+    words &= _U64(0x0000FFFF0000FFFF)
+    words *= _U64(10000 * 2**32 + 1)
+    words >>= _U64(32)
+    return words[0::2] * _U64(10**8) + words[1::2]
+
+
+def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
+    """The tokens at byte offsets ``starts`` as float64, or ``None`` if one is unusual.
+
+    Why: a C-level text reader spends its time on every character of every token; here each
+    step is one vectorised pass over all tokens at once (the bytes are known to be digits,
+    ``.+-eE`` or whitespace). Bit-identical to ``float``: a token is taken only when it is
+    ``[sign] digits [. digits] [(e|E) [sign] digits]`` with a mantissa digit, at most 15 bytes
+    and at most 4 exponent digits. Its mantissa digits m are then an exact integer (< 10**15 <
+    2**53), and when its decimal exponent k is within +-22, 10**|k| is exact too and one IEEE
+    multiplication or division rounds m * 10**k correctly -- Clinger's fast path, the one
+    ``strtod`` itself takes for such input. Any other token (longer, an exponent out of range,
+    malformed) makes it return ``None``: the caller then uses the general converter, which
+    also names the error.
+    """
+    n = len(starts)
+    if not n:
+        return np.zeros(0)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(buf) - int(starts.max()) <= _WIDTH:  # a token near the end: pad with NULs
+        buf = np.concatenate((buf, np.zeros(_WIDTH, dtype=np.uint8)))
+    windows = np.ndarray((len(buf) - _WIDTH + 1,), f"V{_WIDTH}", buf, strides=(1,))
+    c = windows[starts].view(np.uint8).reshape(n, _WIDTH)  # each token and what follows it
+    space = c <= 32
+    inside = _before(space)  # the token's bytes
+    is_e = ((c | 32) == 101) & inside
+    is_dot = (c == 46) & inside
+    is_sign = ((c == 43) | (c == 45)) & inside
+    mantissa = _before(is_e | space)  # before the exponent
+    integer = _before(is_dot | is_e | space)  # before the point
+    length, epos, dpos, n_dot = _count(inside), _count(mantissa), _count(integer), _count(is_dot)
+    lead = is_sign[:, 0]
+    exp_sign = _count(is_sign & _shift(is_e))
+    bad_sign = is_sign & ~_shift(is_e)
+    bad_sign[:, 0] = False
+    if not (
+        _any(space).all()  # the token ends within the window
+        and (_count(is_e) <= 1).all()
+        and (n_dot <= 1).all()
+        and not (is_dot & ~mantissa).any()  # no point in the exponent
+        and not bad_sign.any()  # a sign only first and right after the e
+        and (epos - lead - n_dot >= 1).all()  # a mantissa digit
+        and ((epos == length) | (length - epos - 1 - exp_sign >= 1)).all()  # an exponent digit
+        and (length - epos <= 6).all()  # e, sign, at most 4 exponent digits
+    ):
+        return None
+    value = c - 48
+    digit = value < 10
+    fraction = digit & mantissa & ~integer
+    # the integer digits one column to the right: then digit j weighs 10**(15 - j) in both parts
+    moved = _shift(value * (digit & integer)) | value * fraction
+    m = _digits_value(moved).astype(np.float64) / _POW10[15 - epos + n_dot]  # exact
+    k = dpos + n_dot - epos  # minus the fraction digits
+    has_e = np.flatnonzero(epos < length)
+    if len(has_e):  # rare: the exponents, one token at a time
+        where = zip(
+            starts[has_e].tolist(), epos[has_e].tolist(), length[has_e].tolist(), strict=True
+        )
+        k[has_e] += [int(data[s + e + 1 : s + n]) for s, e, n in where]
+    if (np.abs(k) > 22).any():
+        return None
+    m[c[:, 0] == 45] *= -1.0
+    up = k >= 0
+    scale = _POW10[np.abs(k)]
+    return np.where(up, m * scale, m / scale)
 
 
 def _token_ends(buf: np.ndarray) -> np.ndarray:
