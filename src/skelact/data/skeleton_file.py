@@ -17,6 +17,7 @@ and ``\\r\\n`` line endings are accepted.
 
 from __future__ import annotations
 
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 
@@ -58,28 +59,42 @@ def quote(token: bytes) -> str:
 
 
 class _Lines:
-    """The file's lines (0-based here, 1-based in messages) and the header checks on them."""
+    """The file's lines (0-based here, 1-based in messages) and the header checks on them.
+
+    Lines are found with one NumPy newline scan and sliced out only where Python reads them
+    (the headers); the list of all lines (``bytes.split``, ~3,600 objects) is made only for
+    the error and fallback paths that walk it.
+    """
 
     def __init__(self, data: bytes, path: str) -> None:
         self.data = data
         self.path = path
-        self.lines = data.split(b"\n")
-        self.num_lines = len(self.lines)
+        self.newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        self.num_lines = len(self.newlines) + 1
+        #: line i is ``data[bounds[i] + 1 : bounds[i + 1]]``
+        self.bounds = [-1, *self.newlines.tolist(), len(data)]
+
+    @cached_property
+    def lines(self) -> list[bytes]:
+        return self.data.split(b"\n")
+
+    def line(self, i: int) -> bytes:
+        return self.data[self.bounds[i] + 1 : self.bounds[i + 1]]
 
     def error(self, line: int, problem: str) -> SkeletonFormatError:
         return SkeletonFormatError(self.path, min(line, self.num_lines - 1) + 1, problem)
 
     def blank_from(self, line: int) -> bool:
-        return not any(text.strip() for text in self.lines[line:])
+        return line >= self.num_lines or not self.data[self.bounds[line] + 1 :].strip()
 
     def ends_early(self, line: int) -> bool:
-        return line >= self.num_lines or (not self.lines[line].strip() and self.blank_from(line))
+        return line >= self.num_lines or (not self.line(line).strip() and self.blank_from(line))
 
     def count(self, line: int, what: str) -> int:
         """The single non-negative integer on a header line (frame, body or joint count)."""
         if self.ends_early(line):
             raise self.error(line, f"file ends early: expected the {what}")
-        text = self.lines[line]
+        text = self.line(line)
         try:
             value = int(text)
         except ValueError:
@@ -118,7 +133,7 @@ def _bad_char_error(data: bytes, path: str) -> SkeletonFormatError:
     return SkeletonFormatError(path, line, f"non-numeric token {quote(token)}")
 
 
-_JOINT_COUNT_LINES = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
+_JOINTS = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
 
 
 def _parse(data: bytes, path: str, max_bodies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,12 +151,12 @@ def _parse(data: bytes, path: str, max_bodies: int) -> tuple[np.ndarray, np.ndar
     try:
         line = _walk(text, num_frames, bodies, blocks)
         if not text.blank_from(line):
-            extra = next(i for i in range(line, text.num_lines) if text.lines[i].strip())
+            extra = next(i for i in range(line, text.num_lines) if text.line(i).strip())
             raise text.error(extra, f"unexpected data after the last of the {num_frames} frames")
     except SkeletonFormatError:
         _check_fields(text, blocks, bodies)  # a bad line before it is the first error
         raise
-    layout = _token_layout(data, blocks, line)
+    layout = _token_layout(text, blocks, line)
     if layout is None:
         _check_fields(text, blocks, bodies)  # names the first bad line
         raise AssertionError("unreachable: _check_fields raises")
@@ -162,18 +177,18 @@ def _walk(text: _Lines, num_frames: int, bodies: list, blocks: list) -> int:
     goes through the checks that name the problem. Body and joint lines are checked in bulk
     afterwards (:func:`_check_fields`).
     """
-    lines, n = text.lines, text.num_lines
+    data, bounds, n = text.data, text.bounds, text.num_lines
     line = 1
     for frame in range(num_frames):
         try:
-            num_bodies = int(lines[line])
+            num_bodies = int(data[bounds[line] + 1 : bounds[line + 1]])
         except (ValueError, IndexError):
             num_bodies = -1
         if num_bodies < 0:
             num_bodies = text.count(line, f"body count of frame {frame + 1}")  # raises
         line += 1
         for body in range(num_bodies):
-            if line + 1 >= n or lines[line + 1] not in _JOINT_COUNT_LINES:
+            if line + 1 >= n or data[bounds[line + 1] + 1 : bounds[line + 2]] not in _JOINTS:
                 _check_body_header(text, line, f"frame {frame + 1}, body {body + 1}")
             bodies.append((frame, body))
             blocks.append(line + 2)
@@ -188,7 +203,7 @@ def _check_body_header(text: _Lines, line: int, where: str) -> None:
     """Raise the error of a body line + joint count line that are not as expected, if any."""
     if text.ends_early(line):
         raise text.error(line, f"file ends early: expected the {where} line")
-    fields = _count_fields(text.lines[line])
+    fields = _count_fields(text.line(line))
     if fields != FIELDS_PER_BODY:
         raise text.error(
             line, f"body line ({where}) has {fields} fields, expected {FIELDS_PER_BODY}"
@@ -246,7 +261,7 @@ def _check_fields(text: _Lines, blocks: list[int], bodies: list[tuple[int, int]]
     raise text.error(line, f"joint line has {n} fields, expected {FIELDS_PER_JOINT}")
 
 
-def _token_layout(data: bytes, blocks: list[int], end_line: int) -> tuple | None:
+def _token_layout(text: _Lines, blocks: list[int], end_line: int) -> tuple | None:
     """Token starts and each line's first token index, if every line has its expected fields.
 
     Expected: 10 fields on a body line, 12 on a joint line, 1 on every other line (the frame,
@@ -257,8 +272,8 @@ def _token_layout(data: bytes, blocks: list[int], end_line: int) -> tuple | None
     newline) -- the common case, at the cost of one token-start scan. ``None`` when it fails;
     :func:`_check_fields` then names the line.
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
+    buf = np.frombuffer(text.data, dtype=np.uint8)
+    newlines = text.newlines
     line_starts = np.concatenate(([0], newlines[: end_line - 1] + 1))
     end = int(newlines[end_line - 1]) if end_line <= len(newlines) else len(buf)
     tok = np.zeros(end + 1, dtype=bool)
@@ -412,47 +427,46 @@ def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
     windows = np.ndarray((len(buf) - _WIDTH + 1,), f"V{_WIDTH}", buf, strides=(1,))
     c = windows[starts].view(np.uint8).reshape(n, _WIDTH)  # each token and what follows it
     space = c <= 32
+    is_e = (c | 32) == 101
     inside = _before(space)  # the token's bytes
-    is_e = ((c | 32) == 101) & inside
-    is_dot = (c == 46) & inside
-    is_sign = ((c == 43) | (c == 45)) & inside
     mantissa = _before(is_e | space)  # before the exponent
-    integer = _before(is_dot | is_e | space)  # before the point
-    length, epos, dpos, n_dot = _count(inside), _count(mantissa), _count(integer), _count(is_dot)
-    lead = is_sign[:, 0]
-    exp_sign = _count(is_sign & _shift(is_e))
-    bad_sign = is_sign & ~_shift(is_e)
-    bad_sign[:, 0] = False
+    integer = _before(is_e | space | (c == 46))  # before the point
+    length, epos, dpos = _count(inside), _count(mantissa), _count(integer)
+    first = c[:, 0]
+    lead = (first == 43) | (first == 45)
+    has_dot = dpos < epos
+    has_e = epos < length
+    after_e = c[np.arange(n), np.minimum(epos + 1, _WIDTH - 1)]
+    exp_sign = has_e & ((after_e == 43) | (after_e == 45))
+    value = c - 48
+    digit = value < 10
+    # The bytes other than digits can only be the sign (first), the point (at dpos), the e
+    # (at epos) and the exponent's sign (after it): they are, exactly when the digits are
+    # all the rest.
     if not (
         _any(space).all()  # the token ends within the window
-        and (_count(is_e) <= 1).all()
-        and (n_dot <= 1).all()
-        and not (is_dot & ~mantissa).any()  # no point in the exponent
-        and not bad_sign.any()  # a sign only first and right after the e
-        and (epos - lead - n_dot >= 1).all()  # a mantissa digit
-        and ((epos == length) | (length - epos - 1 - exp_sign >= 1)).all()  # an exponent digit
+        and (_count(digit & inside) == length - lead - has_dot - has_e - exp_sign).all()
+        and (epos - lead - has_dot >= 1).all()  # a mantissa digit
+        and (~has_e | (length - epos - 1 - exp_sign >= 1)).all()  # an exponent digit
         and (length - epos <= 6).all()  # e, sign, at most 4 exponent digits
     ):
         return None
-    value = c - 48
-    digit = value < 10
     fraction = digit & mantissa & ~integer
     # the integer digits one column to the right: then digit j weighs 10**(15 - j) in both parts
     moved = _shift(value * (digit & integer)) | value * fraction
-    m = _digits_value(moved).astype(np.float64) / _POW10[15 - epos + n_dot]  # exact
-    k = dpos + n_dot - epos  # minus the fraction digits
-    has_e = np.flatnonzero(epos < length)
-    if len(has_e):  # rare: the exponents, one token at a time
+    m = _digits_value(moved).astype(np.float64) / _POW10[15 - epos + has_dot]  # exact
+    m *= 1.0 - 2.0 * (first == 45)  # the sign (-0.0 too), exactly
+    k = dpos + has_dot - epos  # minus the fraction digits
+    rows_e = np.flatnonzero(has_e)
+    if len(rows_e):  # rare: the exponents, one token at a time
         where = zip(
-            starts[has_e].tolist(), epos[has_e].tolist(), length[has_e].tolist(), strict=True
+            starts[rows_e].tolist(), epos[rows_e].tolist(), length[rows_e].tolist(), strict=True
         )
-        k[has_e] += [int(data[s + e + 1 : s + n]) for s, e, n in where]
+        k[rows_e] += [int(data[s + e + 1 : s + n]) for s, e, n in where]
     if (np.abs(k) > 22).any():
         return None
-    m[c[:, 0] == 45] *= -1.0
-    up = k >= 0
     scale = _POW10[np.abs(k)]
-    return np.where(up, m * scale, m / scale)
+    return np.where(k >= 0, m * scale, m / scale)
 
 
 def _token_ends(buf: np.ndarray) -> np.ndarray:
