@@ -411,7 +411,7 @@ def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
     step is one vectorised pass over all tokens at once (the bytes are known to be digits,
     ``.+-eE`` or whitespace). Bit-identical to ``float``: a token is taken only when it is
     ``[sign] digits [. digits] [(e|E) [sign] digits]`` with a mantissa digit, at most 15 bytes
-    and at most 4 exponent digits. Its mantissa digits m are then an exact integer (< 10**15 <
+    (at most 6 from the e on). Its mantissa digits m are then an exact integer (< 10**15 <
     2**53), and when its decimal exponent k is within +-22, 10**|k| is exact too and one IEEE
     multiplication or division rounds m * 10**k correctly -- Clinger's fast path, the one
     ``strtod`` itself takes for such input. Any other token (longer, an exponent out of range,
