@@ -201,7 +201,8 @@ def test_bulk_decimal_conversion_is_float_bit_for_bit() -> None:
 @pytest.mark.parametrize(
     "token",
     ["1.2.3", "--1", "1-", "1e", "e5", ".", "-", "1e5.2", "1e+-5", "1ee5", ".e5", "1e+",
-     "1234567890123456", "1e99", "1e-30", "1e12345", "+-1"],
+     "1234567890123456", "123456789012345e", "12345678901234e5", "1e99", "1e-30", "1e12345",
+     "+-1"],
 )  # fmt: skip
 def test_bulk_decimal_conversion_declines_what_it_cannot_take(token: str) -> None:
     """Malformed, too long or out-of-range tokens go to the general converter (and its errors)."""

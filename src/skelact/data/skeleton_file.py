@@ -344,30 +344,24 @@ _U64 = np.uint64
 
 
 def _words(mask: np.ndarray) -> np.ndarray:
-    """A C-contiguous ``(N, 16)`` uint8 / bool array as 2N little-endian uint64 words, flat.
+    """A ``(2, N, 8)`` uint8 / bool array (word-major, see :func:`_decimals`) as ``(2, N)`` uint64.
 
-    Flat, because NumPy runs a whole-array operation on a 1-D array in one tight loop, but an
-    operation along rows of 2 (or 16) elements row by row, many times slower.
+    Word-major, because then every operation on "the first word of each token" is one tight loop
+    over contiguous memory; rows of 2 words (or 16 bytes) would run row by row, many times slower.
     """
-    return mask.reshape(-1).view(np.uint64)
+    return mask.view(np.uint64).reshape(mask.shape[:2])
 
 
 def _count(mask: np.ndarray) -> np.ndarray:
-    """True bytes per row of a ``(N, 16)`` bool array (a popcount per word)."""
+    """True bytes per token of a word-major bool array (a popcount per word)."""
     bits = np.bitwise_count(_words(mask))
-    return (bits[0::2] + bits[1::2]).astype(np.intp)
-
-
-def _any(mask: np.ndarray) -> np.ndarray:
-    """Whether each row of a ``(N, 16)`` bool array holds a True."""
-    words = _words(mask)
-    return (words[0::2] | words[1::2]) != 0
+    return (bits[0] + bits[1]).astype(np.intp)
 
 
 def _before(mask: np.ndarray) -> np.ndarray:
-    """Per row of a ``(N, 16)`` bool array: True in the columns before its first True.
+    """Per token of a word-major bool array: True in the bytes before its first True.
 
-    On the uint64 words (column j is byte j % 8, bytes are 0 or 1): ``(w & -w) - 1`` sets the
+    On the uint64 words (bytes are 0 or 1, the first byte lowest): ``(w & -w) - 1`` sets the
     bits below the first set one; keeping each byte's lowest bit makes it a bool array again.
     The second word counts only where the first one holds no True.
     """
@@ -375,20 +369,20 @@ def _before(mask: np.ndarray) -> np.ndarray:
     low = words & (_U64(0) - words)
     low -= _U64(1)
     low &= _ONES
-    low[1::2] *= words[0::2] == 0
+    low[1] *= words[0] == 0
     return low.view(bool).reshape(mask.shape)
 
 
 def _shift(mask: np.ndarray) -> np.ndarray:
-    """A ``(N, 16)`` uint8 / bool array moved one column to the right (column 0 becomes 0)."""
+    """A word-major uint8 / bool array moved one byte on (the first byte becomes 0)."""
     words = _words(mask)
     out = words << _U64(8)
-    out[1::2] |= words[0::2] >> _U64(56)
+    out[1] |= words[0] >> _U64(56)
     return out.view(mask.dtype).reshape(mask.shape)
 
 
 def _digits_value(digits: np.ndarray) -> np.ndarray:
-    """``sum(digits[:, j] * 10**(15 - j))`` of a ``(N, 16)`` uint8 array of digit values 0..9.
+    """``sum(digit j * 10**(15 - j))`` per token of a word-major uint8 array of digits 0..9.
 
     Eight digits per uint64 in three multiplications each (the SWAR method of fast JSON
     parsers; the overflowing bits are the ones shifted out), exact in uint64.
@@ -401,7 +395,7 @@ def _digits_value(digits: np.ndarray) -> np.ndarray:
     words &= _U64(0x0000FFFF0000FFFF)
     words *= _U64(10000 * 2**32 + 1)
     words >>= _U64(32)
-    return words[0::2] * _U64(10**8) + words[1::2]
+    return words[0] * _U64(10**8) + words[1]
 
 
 def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
@@ -425,30 +419,35 @@ def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
     if len(buf) - int(starts.max()) <= _WIDTH:  # a token near the end: pad with NULs
         buf = np.concatenate((buf, np.zeros(_WIDTH, dtype=np.uint8)))
     windows = np.ndarray((len(buf) - _WIDTH + 1,), f"V{_WIDTH}", buf, strides=(1,))
-    c = windows[starts].view(np.uint8).reshape(n, _WIDTH)  # each token and what follows it
+    # each token and what follows it, word-major: c[0, i] are bytes 0-7 of token i, c[1, i] 8-15
+    c = windows[starts].view(np.uint64).reshape(n, 2).T.copy().view(np.uint8).reshape(2, n, 8)
     space = c <= 32
     is_e = (c | 32) == 101
     inside = _before(space)  # the token's bytes
     mantissa = _before(is_e | space)  # before the exponent
     integer = _before(is_e | space | (c == 46))  # before the point
     length, epos, dpos = _count(inside), _count(mantissa), _count(integer)
-    first = c[:, 0]
+    first = c[0, :, 0]
     lead = (first == 43) | (first == 45)
     has_dot = dpos < epos
     has_e = epos < length
-    after_e = c[np.arange(n), np.minimum(epos + 1, _WIDTH - 1)]
-    exp_sign = has_e & ((after_e == 43) | (after_e == 45))
+    rows_e = np.flatnonzero(has_e)  # rare: most tokens have no exponent
+    exp_sign = np.zeros(n, dtype=bool)
+    if len(rows_e):
+        column = np.minimum(epos[rows_e] + 1, _WIDTH - 1)  # (a 16-byte token is refused)
+        after_e = c[column >> 3, rows_e, column & 7]
+        exp_sign[rows_e] = (after_e == 43) | (after_e == 45)
     value = c - 48
     digit = value < 10
     # The bytes other than digits can only be the sign (first), the point (at dpos), the e
     # (at epos) and the exponent's sign (after it): they are, exactly when the digits are
     # all the rest.
     if not (
-        _any(space).all()  # the token ends within the window
+        (length < _WIDTH).all()  # the token ends within the window
         and (_count(digit & inside) == length - lead - has_dot - has_e - exp_sign).all()
         and (epos - lead - has_dot >= 1).all()  # a mantissa digit
         and (~has_e | (length - epos - 1 - exp_sign >= 1)).all()  # an exponent digit
-        and (length - epos <= 6).all()  # e, sign, at most 4 exponent digits
+        and (length - epos <= 6).all()  # at most 6 bytes from the e on
     ):
         return None
     fraction = digit & mantissa & ~integer
@@ -457,8 +456,7 @@ def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
     m = _digits_value(moved).astype(np.float64) / _POW10[15 - epos + has_dot]  # exact
     m *= 1.0 - 2.0 * (first == 45)  # the sign (-0.0 too), exactly
     k = dpos + has_dot - epos  # minus the fraction digits
-    rows_e = np.flatnonzero(has_e)
-    if len(rows_e):  # rare: the exponents, one token at a time
+    if len(rows_e):  # the exponents, one token at a time
         where = zip(
             starts[rows_e].tolist(), epos[rows_e].tolist(), length[rows_e].tolist(), strict=True
         )
