@@ -174,3 +174,39 @@ def test_field_moved_between_lines_is_caught(good) -> None:
 def test_extra_whitespace_between_fields_is_accepted(good) -> None:
     spaced = [line.replace(" ", " \t ") for line in good]
     assert np.array_equal(parse_skeleton(_join(spaced)), parse_skeleton(_join(good)))
+
+
+def _tokens_at(tokens: list[str]) -> tuple[bytes, np.ndarray]:
+    data = " ".join(tokens).encode()
+    return data, np.cumsum([0] + [len(t) + 1 for t in tokens[:-1]])
+
+
+def test_bulk_decimal_conversion_is_float_bit_for_bit() -> None:
+    """The vectorised fast path rounds exactly like ``float``, or declines (never guesses)."""
+    from skelact.data.skeleton_file import _decimals
+
+    rng = np.random.default_rng(3)
+    tokens = ["0", "-0", "-0.0", "+.5", "1.", "007", "1e5", "1E+05", "-3.308793e-05",
+              "123456789012345", "0.000000000001", "9.999999e22", "4.030961e-05"]  # fmt: skip
+    for digits in range(1, 10):
+        values = rng.normal(size=300) * 10.0 ** rng.integers(-12, 8, size=300)
+        tokens += [f"{v:.{digits}g}" for v in values] + [f"{v:.{digits}f}" for v in values]
+    tokens = [t for t in tokens if len(t) <= 15]
+    data, starts = _tokens_at(tokens)
+    got = _decimals(data, starts)
+    want = np.array([float(t) for t in tokens])
+    assert got is not None and got.tobytes() == want.tobytes()  # -0.0 included
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["1.2.3", "--1", "1-", "1e", "e5", ".", "-", "1e5.2", "1e+-5", "1ee5", ".e5", "1e+",
+     "1234567890123456", "123456789012345e", "12345678901234e5", "1e99", "1e-30", "1e12345",
+     "+-1"],
+)  # fmt: skip
+def test_bulk_decimal_conversion_declines_what_it_cannot_take(token: str) -> None:
+    """Malformed, too long or out-of-range tokens go to the general converter (and its errors)."""
+    from skelact.data.skeleton_file import _decimals
+
+    data, starts = _tokens_at(["1.5", token, "2"])
+    assert _decimals(data, starts) is None

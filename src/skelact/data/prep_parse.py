@@ -91,8 +91,36 @@ def pickle_body(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=PROTOCOL)[2:-1]
 
 
+_MALLOC_TUNED = False
+
+
+def tune_malloc() -> None:
+    """Keep freed memory of this process for reuse (glibc only; once per process).
+
+    Why: parsing one file makes a few dozen temporary arrays of 100 KB - 1 MB. By default
+    glibc maps each from the kernel and unmaps it when freed, or trims the heap top, so every
+    file pays thousands of page faults again -- measured as a third of the parse time. Raising
+    the mmap and trim thresholds keeps these pages; the process grows by about one file's
+    working set (a few MB) once, not per file.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    import ctypes  # only here: a few ms of import, paid by the workers alone
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # absent outside glibc (e.g. musl)
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h> parameter numbers
+    mallopt(m_mmap_threshold, 16 * 2**20)
+    mallopt(m_trim_threshold, 64 * 2**20)
+
+
 def _process_chunk(tasks: list[Task], mode: Mode = "pickle") -> list[Parsed]:
     """Worker: parse + normalise + pickle each file (or return its keypoints, see `Mode`)."""
+    tune_malloc()
     out = []
     for index, path, name, label in tasks:
         try:

@@ -17,6 +17,7 @@ and ``\\r\\n`` line endings are accepted.
 
 from __future__ import annotations
 
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 
@@ -58,28 +59,42 @@ def quote(token: bytes) -> str:
 
 
 class _Lines:
-    """The file's lines (0-based here, 1-based in messages) and the header checks on them."""
+    """The file's lines (0-based here, 1-based in messages) and the header checks on them.
+
+    Lines are found with one NumPy newline scan and sliced out only where Python reads them
+    (the headers); the list of all lines (``bytes.split``, ~3,600 objects) is made only for
+    the error and fallback paths that walk it.
+    """
 
     def __init__(self, data: bytes, path: str) -> None:
         self.data = data
         self.path = path
-        self.lines = data.split(b"\n")
-        self.num_lines = len(self.lines)
+        self.newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        self.num_lines = len(self.newlines) + 1
+        #: line i is ``data[bounds[i] + 1 : bounds[i + 1]]``
+        self.bounds = [-1, *self.newlines.tolist(), len(data)]
+
+    @cached_property
+    def lines(self) -> list[bytes]:
+        return self.data.split(b"\n")
+
+    def line(self, i: int) -> bytes:
+        return self.data[self.bounds[i] + 1 : self.bounds[i + 1]]
 
     def error(self, line: int, problem: str) -> SkeletonFormatError:
         return SkeletonFormatError(self.path, min(line, self.num_lines - 1) + 1, problem)
 
     def blank_from(self, line: int) -> bool:
-        return not any(text.strip() for text in self.lines[line:])
+        return line >= self.num_lines or not self.data[self.bounds[line] + 1 :].strip()
 
     def ends_early(self, line: int) -> bool:
-        return line >= self.num_lines or (not self.lines[line].strip() and self.blank_from(line))
+        return line >= self.num_lines or (not self.line(line).strip() and self.blank_from(line))
 
     def count(self, line: int, what: str) -> int:
         """The single non-negative integer on a header line (frame, body or joint count)."""
         if self.ends_early(line):
             raise self.error(line, f"file ends early: expected the {what}")
-        text = self.lines[line]
+        text = self.line(line)
         try:
             value = int(text)
         except ValueError:
@@ -118,12 +133,12 @@ def _bad_char_error(data: bytes, path: str) -> SkeletonFormatError:
     return SkeletonFormatError(path, line, f"non-numeric token {quote(token)}")
 
 
-_JOINT_COUNT_LINES = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
+_JOINTS = frozenset((str(NUM_JOINTS).encode(), str(NUM_JOINTS).encode() + b"\r"))
 
 
 def _parse(data: bytes, path: str, max_bodies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`parse_skeleton`'s result, the kept joints' x, y, z and their 0-based file lines."""
-    if not data.strip():
+    if not data or data.isspace():  # as ``not data.strip()``, without copying the file
         raise SkeletonFormatError(path, None, "empty file")
     if data.translate(None, _ALLOWED):  # C-speed check that every byte is allowed
         raise _bad_char_error(data, path)
@@ -136,18 +151,20 @@ def _parse(data: bytes, path: str, max_bodies: int) -> tuple[np.ndarray, np.ndar
     try:
         line = _walk(text, num_frames, bodies, blocks)
         if not text.blank_from(line):
-            extra = next(i for i in range(line, text.num_lines) if text.lines[i].strip())
+            extra = next(i for i in range(line, text.num_lines) if text.line(i).strip())
             raise text.error(extra, f"unexpected data after the last of the {num_frames} frames")
     except SkeletonFormatError:
         _check_fields(text, blocks, bodies)  # a bad line before it is the first error
         raise
-    if not _fields_ok(data, blocks, line):
+    layout = _token_layout(text, blocks, line)
+    if layout is None:
         _check_fields(text, blocks, bodies)  # names the first bad line
+        raise AssertionError("unreachable: _check_fields raises")
     out = np.zeros((max_bodies, num_frames, NUM_JOINTS, 3), dtype=np.float64)
     kept = [i for i, (_, slot) in enumerate(bodies) if slot < max_bodies]
     if not kept:
         return out, np.zeros((0, NUM_JOINTS, 3)), np.zeros((0, NUM_JOINTS), dtype=np.int64)
-    xyz, lines = _joint_xyz(text, [blocks[i] for i in kept])
+    xyz, lines = _joint_xyz(text, [blocks[i] for i in kept], layout)
     frames, slots = np.asarray([bodies[i] for i in kept], dtype=np.intp).T
     out[slots, frames] = xyz
     return out, xyz, lines
@@ -160,18 +177,18 @@ def _walk(text: _Lines, num_frames: int, bodies: list, blocks: list) -> int:
     goes through the checks that name the problem. Body and joint lines are checked in bulk
     afterwards (:func:`_check_fields`).
     """
-    lines, n = text.lines, text.num_lines
+    data, bounds, n = text.data, text.bounds, text.num_lines
     line = 1
     for frame in range(num_frames):
         try:
-            num_bodies = int(lines[line])
+            num_bodies = int(data[bounds[line] + 1 : bounds[line + 1]])
         except (ValueError, IndexError):
             num_bodies = -1
         if num_bodies < 0:
             num_bodies = text.count(line, f"body count of frame {frame + 1}")  # raises
         line += 1
         for body in range(num_bodies):
-            if line + 1 >= n or lines[line + 1] not in _JOINT_COUNT_LINES:
+            if line + 1 >= n or data[bounds[line + 1] + 1 : bounds[line + 2]] not in _JOINTS:
                 _check_body_header(text, line, f"frame {frame + 1}, body {body + 1}")
             bodies.append((frame, body))
             blocks.append(line + 2)
@@ -186,7 +203,7 @@ def _check_body_header(text: _Lines, line: int, where: str) -> None:
     """Raise the error of a body line + joint count line that are not as expected, if any."""
     if text.ends_early(line):
         raise text.error(line, f"file ends early: expected the {where} line")
-    fields = _count_fields(text.lines[line])
+    fields = _count_fields(text.line(line))
     if fields != FIELDS_PER_BODY:
         raise text.error(
             line, f"body line ({where}) has {fields} fields, expected {FIELDS_PER_BODY}"
@@ -244,19 +261,19 @@ def _check_fields(text: _Lines, blocks: list[int], bodies: list[tuple[int, int]]
     raise text.error(line, f"joint line has {n} fields, expected {FIELDS_PER_JOINT}")
 
 
-def _fields_ok(data: bytes, blocks: list[int], end_line: int) -> bool:
-    """Whether every line before ``end_line`` has its expected field count, in a few bulk passes.
+def _token_layout(text: _Lines, blocks: list[int], end_line: int) -> tuple | None:
+    """Token starts and each line's first token index, if every line has its expected fields.
 
     Expected: 10 fields on a body line, 12 on a joint line, 1 on every other line (the frame,
     body and joint counts, which :func:`_walk` has read with ``int``). Rather than counting the
     fields of each line, it checks that the first token of every line is where the cumulative
     expected counts put it: the token before it lies on an earlier line and it does not. That
     holds for every line exactly when each line has its expected count (tokens never cross a
-    newline) -- the common case, at the cost of one token-start scan. When it fails,
-    :func:`_check_fields` names the line.
+    newline) -- the common case, at the cost of one token-start scan. ``None`` when it fails;
+    :func:`_check_fields` then names the line.
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
+    buf = np.frombuffer(text.data, dtype=np.uint8)
+    newlines = text.newlines
     line_starts = np.concatenate(([0], newlines[: end_line - 1] + 1))
     end = int(newlines[end_line - 1]) if end_line <= len(newlines) else len(buf)
     tok = np.zeros(end + 1, dtype=bool)
@@ -269,24 +286,40 @@ def _fields_ok(data: bytes, blocks: list[int], end_line: int) -> bool:
         expected[(first[:, None] + np.arange(NUM_JOINTS)).ravel()] = FIELDS_PER_JOINT
     cum = np.cumsum(expected)
     if len(starts) != cum[-1]:
-        return False
+        return None
     line_first = cum - expected  # index of each line's first token
-    return bool(
-        (starts[line_first] >= line_starts).all()
-        and (starts[line_first[1:] - 1] < line_starts[1:]).all()
-    )
+    if (starts[line_first] >= line_starts).all() and (
+        starts[line_first[1:] - 1] < line_starts[1:]
+    ).all():
+        return starts, line_first
+    return None
 
 
-def _joint_xyz(text: _Lines, blocks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _joint_xyz(
+    text: _Lines, blocks: list[int], layout: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """x, y, z of the bodies whose joint lines start at ``blocks`` (their fields checked).
 
-    Returns ``(len(blocks), NUM_JOINTS, 3)`` float64 and the file line of each joint. The
-    conversion is NumPy's C text reader (``loadtxt`` on the lines, x, y, z columns only), which
-    rounds like ``float``.
+    Returns ``(len(blocks), NUM_JOINTS, 3)`` float64 and the file line of each joint. The common
+    case is :func:`_decimals` on the x, y, z tokens (found in ``layout``, see
+    :func:`_token_layout`); anything it does not take is converted by NumPy's C text reader
+    (``loadtxt`` on the lines), which rounds like ``float`` too and whose refusal is the error.
     """
+    file_line = (np.asarray(blocks)[:, None] + np.arange(NUM_JOINTS)).ravel()
+    starts, line_first = layout
+    values = _decimals(text.data, starts[(line_first[file_line][:, None] + _XYZ).ravel()])
+    if values is None:
+        values = _loadtxt_xyz(text, blocks, file_line)
+    return values.reshape(len(blocks), NUM_JOINTS, 3), file_line.reshape(-1, NUM_JOINTS)
+
+
+_XYZ = np.arange(3)
+
+
+def _loadtxt_xyz(text: _Lines, blocks: list[int], file_line: np.ndarray) -> np.ndarray:
+    """x, y, z of the joint lines by ``loadtxt``, or the error naming the first bad number."""
     rows = text.lines
     joint_lines = list(chain.from_iterable(rows[b : b + NUM_JOINTS] for b in blocks))
-    file_line = (np.asarray(blocks)[:, None] + np.arange(NUM_JOINTS)).ravel()
     try:
         values = np.loadtxt(joint_lines, np.float64, comments=None, usecols=(0, 1, 2), ndmin=2)
     except ValueError:  # a token of allowed characters that is no number, e.g. '1.2.3'
@@ -296,11 +329,142 @@ def _joint_xyz(text: _Lines, blocks: list[int]) -> tuple[np.ndarray, np.ndarray]
         buf = np.frombuffer(joined, dtype=np.uint8)
         starts = np.flatnonzero(first)
         ends = _token_ends(buf)
-        tokens = (np.arange(len(joint_lines))[:, None] * FIELDS_PER_JOINT + np.arange(3)).ravel()
+        tokens = (np.arange(len(joint_lines))[:, None] * FIELDS_PER_JOINT + _XYZ).ravel()
         bad = _first_invalid(buf, starts[tokens], ends[tokens])
         token = joined[starts[tokens[bad]] : ends[tokens[bad]]]
         raise text.error(int(file_line[bad // 3]), f"invalid number {quote(token)}")
-    return values.reshape(len(blocks), NUM_JOINTS, 3), file_line.reshape(-1, NUM_JOINTS)
+    return values
+
+
+_WIDTH = 16  # bytes looked at per token by _decimals: tokens of up to 15 bytes
+#: Powers of ten that float64 holds exactly (10**22 is the largest).
+_POW10 = np.array([float(10**k) for k in range(23)])
+_ONES = np.uint64(0x0101010101010101)  # the lowest bit of every byte
+_U64 = np.uint64
+
+
+def _words(mask: np.ndarray) -> np.ndarray:
+    """A ``(2, N, 8)`` uint8 / bool array (word-major, see :func:`_decimals`) as ``(2, N)`` uint64.
+
+    Word-major, because then every operation on "the first word of each token" is one tight loop
+    over contiguous memory; rows of 2 words (or 16 bytes) would run row by row, many times slower.
+    """
+    return mask.view(np.uint64).reshape(mask.shape[:2])
+
+
+def _count(mask: np.ndarray) -> np.ndarray:
+    """True bytes per token of a word-major bool array (a popcount per word)."""
+    bits = np.bitwise_count(_words(mask))
+    return (bits[0] + bits[1]).astype(np.intp)
+
+
+def _before(mask: np.ndarray) -> np.ndarray:
+    """Per token of a word-major bool array: True in the bytes before its first True.
+
+    On the uint64 words (bytes are 0 or 1, the first byte lowest): ``(w & -w) - 1`` sets the
+    bits below the first set one; keeping each byte's lowest bit makes it a bool array again.
+    The second word counts only where the first one holds no True.
+    """
+    words = _words(mask)
+    low = words & (_U64(0) - words)
+    low -= _U64(1)
+    low &= _ONES
+    low[1] *= words[0] == 0
+    return low.view(bool).reshape(mask.shape)
+
+
+def _shift(mask: np.ndarray) -> np.ndarray:
+    """A word-major uint8 / bool array moved one byte on (the first byte becomes 0)."""
+    words = _words(mask)
+    out = words << _U64(8)
+    out[1] |= words[0] >> _U64(56)
+    return out.view(mask.dtype).reshape(mask.shape)
+
+
+def _digits_value(digits: np.ndarray) -> np.ndarray:
+    """``sum(digit j * 10**(15 - j))`` per token of a word-major uint8 array of digits 0..9.
+
+    Eight digits per uint64 in three multiplications each (the SWAR method of fast JSON
+    parsers; the overflowing bits are the ones shifted out), exact in uint64.
+    """
+    words = _words(digits) * _U64(10 * 256 + 1)
+    words >>= _U64(8)
+    words &= _U64(0x00FF00FF00FF00FF)
+    words *= _U64(100 * 2**16 + 1)
+    words >>= _U64(16)
+    words &= _U64(0x0000FFFF0000FFFF)
+    words *= _U64(10000 * 2**32 + 1)
+    words >>= _U64(32)
+    return words[0] * _U64(10**8) + words[1]
+
+
+def _decimals(data: bytes, starts: np.ndarray) -> np.ndarray | None:
+    """The tokens at byte offsets ``starts`` as float64, or ``None`` if one is unusual.
+
+    Why: a C-level text reader spends its time on every character of every token; here each
+    step is one vectorised pass over all tokens at once (the bytes are known to be digits,
+    ``.+-eE`` or whitespace). Bit-identical to ``float``: a token is taken only when it is
+    ``[sign] digits [. digits] [(e|E) [sign] digits]`` with a mantissa digit, at most 15 bytes
+    (at most 6 from the e on). Its mantissa digits m are then an exact integer (< 10**15 <
+    2**53), and when its decimal exponent k is within +-22, 10**|k| is exact too and one IEEE
+    multiplication or division rounds m * 10**k correctly -- Clinger's fast path, the one
+    ``strtod`` itself takes for such input. Any other token (longer, an exponent out of range,
+    malformed) makes it return ``None``: the caller then uses the general converter, which
+    also names the error.
+    """
+    n = len(starts)
+    if not n:
+        return np.zeros(0)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(buf) - int(starts.max()) <= _WIDTH:  # a token near the end: pad with NULs
+        buf = np.concatenate((buf, np.zeros(_WIDTH, dtype=np.uint8)))
+    windows = np.ndarray((len(buf) - _WIDTH + 1,), f"V{_WIDTH}", buf, strides=(1,))
+    # each token and what follows it, word-major: c[0, i] are bytes 0-7 of token i, c[1, i] 8-15
+    c = windows[starts].view(np.uint64).reshape(n, 2).T.copy().view(np.uint8).reshape(2, n, 8)
+    space = c <= 32
+    is_e = (c | 32) == 101
+    inside = _before(space)  # the token's bytes
+    mantissa = _before(is_e | space)  # before the exponent
+    integer = _before(is_e | space | (c == 46))  # before the point
+    length, epos, dpos = _count(inside), _count(mantissa), _count(integer)
+    first = c[0, :, 0]
+    lead = (first == 43) | (first == 45)
+    has_dot = dpos < epos
+    has_e = epos < length
+    rows_e = np.flatnonzero(has_e)  # rare: most tokens have no exponent
+    exp_sign = np.zeros(n, dtype=bool)
+    if len(rows_e):
+        column = np.minimum(epos[rows_e] + 1, _WIDTH - 1)  # (a 16-byte token is refused)
+        after_e = c[column >> 3, rows_e, column & 7]
+        exp_sign[rows_e] = (after_e == 43) | (after_e == 45)
+    value = c - 48
+    digit = value < 10
+    # The bytes other than digits can only be the sign (first), the point (at dpos), the e
+    # (at epos) and the exponent's sign (after it): they are, exactly when the digits are
+    # all the rest.
+    if not (
+        (length < _WIDTH).all()  # the token ends within the window
+        and (_count(digit & inside) == length - lead - has_dot - has_e - exp_sign).all()
+        and (epos - lead - has_dot >= 1).all()  # a mantissa digit
+        and (~has_e | (length - epos - 1 - exp_sign >= 1)).all()  # an exponent digit
+        and (length - epos <= 6).all()  # at most 6 bytes from the e on
+    ):
+        return None
+    fraction = digit & mantissa & ~integer
+    # the integer digits one column to the right: then digit j weighs 10**(15 - j) in both parts
+    moved = _shift(value * (digit & integer)) | value * fraction
+    m = _digits_value(moved).astype(np.float64) / _POW10[15 - epos + has_dot]  # exact
+    m *= 1.0 - 2.0 * (first == 45)  # the sign (-0.0 too), exactly
+    k = dpos + has_dot - epos  # minus the fraction digits
+    if len(rows_e):  # the exponents, one token at a time
+        where = zip(
+            starts[rows_e].tolist(), epos[rows_e].tolist(), length[rows_e].tolist(), strict=True
+        )
+        k[rows_e] += [int(data[s + e + 1 : s + n]) for s, e, n in where]
+    if (np.abs(k) > 22).any():
+        return None
+    scale = _POW10[np.abs(k)]
+    return np.where(k >= 0, m * scale, m / scale)
 
 
 def _token_ends(buf: np.ndarray) -> np.ndarray:
