@@ -55,17 +55,3 @@ def test_damaged_cache_is_retuned(_cache: Path) -> None:
     _cache.write_text("{not json")
     assert tune(build_model("hcnb"), SHAPE) in LAYOUTS
     assert machine_key("hcnb", SHAPE) in json.loads(_cache.read_text())
-
-
-def test_allocator_setting_is_applied_once_and_changes_no_value() -> None:
-    from skelact.models.tuning import keep_freed_memory
-
-    torch.manual_seed(0)
-    model = build_model("hcnb").eval()
-    x = torch.randn(SHAPE)
-    with torch.no_grad():
-        before = model(x)
-    first = keep_freed_memory()
-    assert keep_freed_memory() is first  # cached: one mallopt per process
-    with torch.no_grad():
-        assert torch.equal(model(x), before)

@@ -11,9 +11,6 @@ torch version, thread count, model and input shape, so later runs on the machine
 Both layouts compute the same values up to float rounding. Deterministic runs skip the timing
 and keep the build default, so two ``--deterministic`` runs on a machine are bit-identical
 whatever the cache holds; CUDA keeps channels-last (what tensor cores want).
-
-On CPU it also sets glibc's allocator to keep freed buffers (:func:`keep_freed_memory`), which
-changes no value and so applies in deterministic runs too.
 """
 
 from __future__ import annotations
@@ -34,35 +31,6 @@ from skelact.models.common import set_memory_format
 
 LAYOUTS = ("channels_last", "nchw")
 _ROUNDS = 3
-#: glibc ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_allocator_kept: bool | None = None
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed activation buffers for reuse instead of unmapping them; cached.
-
-    Why: on CPU, PyTorch allocates every activation and gradient with ``malloc``; glibc serves
-    blocks this large (tens of MB) with fresh ``mmap`` pages and unmaps them on free, so every
-    train step page-faults and zero-fills its whole working set again (a DGCN step on a 2-core
-    AVX2 machine: ~600k minor faults, ~15% of its CPU time in the kernel). Raising the mmap and
-    trim thresholds makes the heap keep and reuse those blocks: the process keeps its peak
-    memory, results are untouched (it changes where buffers live, not what is computed).
-    Returns whether the setting applied (False off glibc, e.g. macOS or musl).
-    """
-    global _allocator_kept
-    if _allocator_kept is None:
-        _allocator_kept = False
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6")
-            mmap_ok = libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)  # 1 GiB: no activation is mmapped
-            trim_ok = libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
-            _allocator_kept = bool(mmap_ok and trim_ok)
-        except (OSError, AttributeError):
-            pass
-    return _allocator_kept
 
 
 def cache_path() -> Path:
@@ -159,8 +127,6 @@ def tune_memory_format(
     With ``deterministic=True`` or on CUDA the model keeps its build layout.
     """
     first = next(model.parameters(), None)
-    if first is not None and first.device.type == "cpu":
-        keep_freed_memory()  # numerics unchanged, so deterministic runs get it too
     if deterministic or first is None or first.device.type != "cpu":
         return current_layout(model)
     spec = getattr(model, "skelact_spec", None) or {}
