@@ -6,8 +6,9 @@ a shared machine hits them alike; the figure is the median over rounds. Implemen
 
 * ``reference``: benchmarks/reference_models.py, a plain transcription of SkelAct's
   recognizers (tests/test_benchmark_reference.py proves it reproduces the reference logits);
-* ``skelact``: this checkout's models (``build_model``), with the layout autotune applied as
-  training applies it (``--no-tune`` keeps the build default);
+* ``skelact``: this checkout's models (``build_model``), in a process set up as ``skelact
+  train`` sets its own (glibc keeps freed memory: ``keep_freed_memory``) and with the layout
+  autotune applied as training applies it (``--no-tune`` keeps the build default);
 * ``baseline``: with ``--baseline-rev REV``, the models of another revision of this
   repository, checked out with ``git worktree`` into a temporary folder and imported from it.
 
@@ -98,6 +99,13 @@ class Worker:
         from skelact.models import build_model, default_clip_len
 
         torch.manual_seed(0)
+        if self.impl != "reference":  # as `skelact train` sets its process up
+            try:
+                from skelact.models.tuning import keep_freed_memory
+            except ImportError:  # a checkout from before the setting
+                pass
+            else:
+                keep_freed_memory()
         if self.impl == "reference":
             sys.path.insert(0, str(HERE))
             from reference_models import build_reference

@@ -55,3 +55,16 @@ def test_damaged_cache_is_retuned(_cache: Path) -> None:
     _cache.write_text("{not json")
     assert tune(build_model("hcnb"), SHAPE) in LAYOUTS
     assert machine_key("hcnb", SHAPE) in json.loads(_cache.read_text())
+
+
+def test_keep_freed_memory_applies_once_on_glibc():
+    """Training's process setting (no page faults per step) applies on glibc Linux, once."""
+    import platform
+    import sys
+
+    from skelact.models.tuning import keep_freed_memory
+
+    applied = keep_freed_memory()
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert applied is True
+    assert keep_freed_memory() is applied  # idempotent
