@@ -48,12 +48,11 @@ from skelact.data.synth.motions import class_program
 from skelact.data.synth.plan import (
     SampleSpec,
     SynthError,
-    plan_samples,
     split_counts,
     two_person_actions,
 )
 from skelact.data.synth.retarget import SYNTH_LAYOUTS, dominant_source, retarget
-from skelact.data.synth.stage import SynthResult, SynthSettings, check_settings
+from skelact.data.synth.stage import SynthResult, SynthSettings, plan_output
 from skelact.data.synth.writer import COLOR_BASELINE, COLOR_CX, COLOR_CY, COLOR_F
 from skelact.layouts import get_layout
 
@@ -176,14 +175,9 @@ def write_synthetic(
 ) -> SynthResult:
     """Write the synthetic data set in ``fmt``; ``progress(done, total)`` after each clip."""
     s = settings
-    check_settings(s)
     fmt.check()
     start = time.perf_counter()
-    specs = plan_samples(s.num_classes, s.samples_per_class, s.seed)
-    out = Path(s.out_dir)
-    if out.exists() and not out.is_dir():
-        raise SynthError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    specs, out = plan_output(s)
     _clear(out, fmt.format, s.clean)
     layout = get_layout(fmt.layout)
 

@@ -71,18 +71,25 @@ def check_settings(s: SynthSettings) -> None:
         raise SynthError(f"noise must be >= 0, got {s.noise}")
 
 
+def plan_output(settings: SynthSettings) -> tuple[list[SampleSpec], Path]:
+    """Checked settings -> (the planned samples, the output folder, created if missing); the
+    first step of every synthetic writer (.skeleton files here, other formats in formats.py)."""
+    check_settings(settings)
+    specs = plan_samples(settings.num_classes, settings.samples_per_class, settings.seed)
+    out = Path(settings.out_dir)
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return specs, out
+
+
 def synthesize(
     settings: SynthSettings, progress: Callable[[int, int], None] | None = None
 ) -> SynthResult:
     """Write the synthetic data set; ``progress(done, total)`` is called after each file."""
     s = settings
-    check_settings(s)
     start = time.perf_counter()
-    specs = plan_samples(s.num_classes, s.samples_per_class, s.seed)
-    out = Path(s.out_dir)
-    if out.exists() and not out.is_dir():
-        raise SynthError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    specs, out = plan_output(s)
     planned = {f"{p.name}.skeleton" for p in specs}
     stale = sorted(p for p in out.glob("*.skeleton") if p.name not in planned)
     if stale and not s.clean:
