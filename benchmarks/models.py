@@ -7,7 +7,7 @@ a shared machine hits them alike; the figure is the median over rounds. Implemen
 * ``reference``: benchmarks/reference_models.py, a plain transcription of SkelAct's
   recognizers (tests/test_benchmark_reference.py proves it reproduces the reference logits);
 * ``skelact``: this checkout's models (``build_model``), in a process set up as ``skelact
-  train`` sets its own (glibc keeps freed memory: ``keep_freed_memory``) and with the layout
+  train`` sets its own (glibc keeps freed memory: ``keep_training_memory``) and with the layout
   autotune applied as training applies it (``--no-tune`` keeps the build default);
 * ``baseline``: with ``--baseline-rev REV``, the models of another revision of this
   repository, checked out with ``git worktree`` into a temporary folder and imported from it.
@@ -101,11 +101,11 @@ class Worker:
         torch.manual_seed(0)
         if self.impl != "reference":  # as `skelact train` sets its process up
             try:
-                from skelact.models.tuning import keep_freed_memory
+                from skelact.models.tuning import keep_training_memory
             except ImportError:  # a checkout from before the setting
                 pass
             else:
-                keep_freed_memory()
+                keep_training_memory()
         if self.impl == "reference":
             sys.path.insert(0, str(HERE))
             from reference_models import build_reference

@@ -57,14 +57,14 @@ def test_damaged_cache_is_retuned(_cache: Path) -> None:
     assert machine_key("hcnb", SHAPE) in json.loads(_cache.read_text())
 
 
-def test_keep_freed_memory_applies_once_on_glibc():
+def test_keep_training_memory_applies_once_on_glibc():
     """Training's process setting (no page faults per step) applies on glibc Linux, once."""
     import platform
     import sys
 
-    from skelact.models.tuning import keep_freed_memory
+    from skelact.models.tuning import keep_training_memory
 
-    applied = keep_freed_memory()
+    applied = keep_training_memory()
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert applied is True
-    assert keep_freed_memory() is applied  # idempotent
+    assert keep_training_memory() is applied  # idempotent

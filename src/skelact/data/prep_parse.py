@@ -21,6 +21,7 @@ import numpy as np
 from skelact.data.prenorm import normalise_bodies, select_bodies
 from skelact.data.prep_plan import Task
 from skelact.data.skeleton_file import SkeletonFormatError, line_of_largest, parse_skeleton
+from skelact.memory import keep_freed_memory
 
 IMG_SHAPE = (1080, 1920)  # what the reference writes; kept for drop-in compatibility
 PROTOCOL = 3  # no framing and explicit memo indices: pickled items can be concatenated safely
@@ -104,18 +105,9 @@ def tune_malloc() -> None:
     working set (a few MB) once, not per file.
     """
     global _MALLOC_TUNED
-    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
-        return
-    _MALLOC_TUNED = True
-    import ctypes  # only here: a few ms of import, paid by the workers alone
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # absent outside glibc (e.g. musl)
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h> parameter numbers
-    mallopt(m_mmap_threshold, 16 * 2**20)
-    mallopt(m_trim_threshold, 64 * 2**20)
+    if not _MALLOC_TUNED:
+        _MALLOC_TUNED = True
+        keep_freed_memory(mmap_threshold=16 * 2**20, trim_threshold=64 * 2**20)
 
 
 def _process_chunk(tasks: list[Task], mode: Mode = "pickle") -> list[Parsed]:

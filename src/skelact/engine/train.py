@@ -232,10 +232,10 @@ def setup(
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
     from skelact.models import build_model
-    from skelact.models.tuning import keep_freed_memory, tune_memory_format
+    from skelact.models.tuning import keep_training_memory, tune_memory_format
 
     t_start = time.perf_counter()
-    keep_freed_memory()  # before the first batch: no page faults per step (values unchanged)
+    keep_training_memory()  # before the first batch: no page faults per step (values unchanged)
     if device.type != "cuda" and cfg.amp != "none":
         raise TrainingError(f"--amp {cfg.amp} needs a CUDA device (this run uses {device})")
     for flag in ("cuda_graphs", "tf32"):

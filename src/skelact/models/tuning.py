@@ -19,7 +19,6 @@ import copy
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelact.atomic import atomic_write_text
+from skelact.memory import keep_freed_memory
 from skelact.models.common import set_memory_format
 
 LAYOUTS = ("channels_last", "nchw")
@@ -35,31 +35,20 @@ _ROUNDS = 3
 _MEMORY_KEPT = False
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc keep the memory a training step frees, for the next step (Linux; once).
+def keep_training_memory() -> bool:
+    """Make glibc keep the memory a training step frees, for the next step (once per process).
 
     Why: by default glibc serves every buffer above 128 KB-32 MB with a fresh ``mmap`` and
     returns it on free, so each step's activations and gradients are page-faulted in again --
     measured at ~600k minor faults and 2+ s of kernel time per DGCN step on a 2-core AVX2
     machine, and a fifth of a CNN step. Serving them from the heap and never trimming it lets the
     steady-state step reuse its pages; the process keeps its peak footprint, as a caching
-    allocator would. Values are unaffected (this is only where memory comes from), so
-    deterministic runs stay bit-identical. Returns whether the setting was applied.
+    allocator would. Values are unaffected, so deterministic runs stay bit-identical. Returns
+    whether the setting was applied.
     """
     global _MEMORY_KEPT
-    if _MEMORY_KEPT or not sys.platform.startswith("linux"):
-        return _MEMORY_KEPT
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # absent outside glibc (e.g. musl)
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4  # glibc's <malloc.h> numbers
-    _MEMORY_KEPT = bool(
-        mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 2**31 - 1)
-        and mallopt(m_top_pad, 64 * 2**20)
-    )  # fmt: skip
+    if not _MEMORY_KEPT:
+        _MEMORY_KEPT = keep_freed_memory(mmap_max=0, trim_threshold=2**31 - 1, top_pad=64 * 2**20)
     return _MEMORY_KEPT
 
 
