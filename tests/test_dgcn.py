@@ -10,7 +10,7 @@ import torch
 
 from skelact.layouts import NTU25
 from skelact.models import ModelError, build_model, reference_key_map
-from skelact.models.dgcn import KEY_MAP
+from skelact.models.dgcn import KEY_MAP, pointwise
 from skelact.models.graph import edges_to_matrix, normalize_columns, ntu_adjacency
 
 
@@ -225,3 +225,36 @@ def test_autocast_close_to_float32(dtype: torch.dtype) -> None:
             got = model(x)
     error = (got.float() - expected).norm() / expected.norm()
     assert error < (0.05 if dtype == torch.bfloat16 else 0.01), f"relative error {error:.3g}"
+
+
+def test_pointwise_gemm_matches_the_convolution_and_its_gradients() -> None:
+    """The CPU training fast path of DGCN's 1x1 convs: same values and gradients as ``conv``."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(24, 40, 1).train()
+    x = torch.randn(3, 24, 16, 25, requires_grad=True)
+    grads = []
+    for run in (conv, lambda t: pointwise(conv, t)):
+        conv.zero_grad()
+        x.grad = None
+        out = run(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad))
+    for plain, fast in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_is_the_convolution_itself_outside_cpu_training() -> None:
+    """Evaluation, no-grad and non-contiguous inputs take ``conv`` (hooks fire, bit-exact)."""
+    conv = torch.nn.Conv2d(8, 16, 1)
+    calls = []
+    conv.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(2, 8, 5, 25)
+    with torch.no_grad():
+        assert torch.equal(pointwise(conv, x), conv(x))
+    conv.eval()
+    assert torch.equal(pointwise(conv, x), conv(x))
+    conv.train()
+    pointwise(conv, x.transpose(2, 3))  # not contiguous
+    assert len(calls) == 5
+    pointwise(conv, x)  # the GEMM: the module's forward is not called
+    assert len(calls) == 5

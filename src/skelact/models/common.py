@@ -73,6 +73,27 @@ def set_memory_format(module: nn.Module, channels_last: bool = True) -> nn.Modul
     return module.to(memory_format=fmt)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU training mask comes from ``torch.rand`` instead of ``bernoulli_``.
+
+    Why: on the CPU, ATen's ``bernoulli_`` draws the mask about 3x slower than ``rand_like``
+    plus a comparison (13 ms vs 4 ms for a 64 x 64 x 16 x 14 activation on a 2-core AVX2
+    machine), which made dropout 14 % of a Two-Stream CNN train step. The mask has the same law
+    (each element kept with probability ``1 - p``, kept ones scaled by ``1 / (1 - p)``) and comes
+    from the same seeded generator, so seeded and ``--deterministic`` runs repeat exactly; only the
+    particular draws differ from ``nn.Dropout``'s. Evaluation, ``p = 0``, ``p = 1`` and other
+    devices (CUDA's ``bernoulli_`` is fast) take ``nn.Dropout``'s own path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or not 0.0 < self.p < 1.0 or self.inplace:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        # rand < keep, written as 1.0 / 0.0 into the same buffer, then scaled: one float mask.
+        mask = torch.rand_like(x).lt_(keep).mul_(1.0 / keep)
+        return x * mask
+
+
 class LinearAct(nn.Sequential):
     """Linear layer + activation (+ dropout) under one name.
 
@@ -88,7 +109,7 @@ class LinearAct(nn.Sequential):
             "act": act,
         }
         if dropout > 0:
-            layers["drop"] = nn.Dropout(dropout)
+            layers["drop"] = Dropout(dropout)
         super().__init__(OrderedDict(layers))
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from skelact.layouts import NTU25
 from skelact.models.common import (
+    Dropout,
     LinearAct,
     Recognizer,
     cnn_recognizer,
@@ -84,7 +85,7 @@ class HCNStream(nn.Module):
         self.pool3 = nn.MaxPool2d(2, stride=2)
         self.conv4 = nn.Conv2d(inter, out_channels, 3, padding=1)
         self.pool4 = nn.MaxPool2d(2, stride=2)
-        self.drop4 = nn.Dropout(dropout)
+        self.drop4 = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv2(self.relu1(self.bn1(self.conv1(x))))
@@ -119,11 +120,11 @@ class HCN(nn.Module):
         self.conv5 = nn.Sequential(
             nn.Conv2d(128, 128, 3, padding=1), nn.MaxPool2d(2, stride=2), nn.ReLU(inplace=True)
         )
-        self.drop5 = nn.Dropout(dropout)
+        self.drop5 = Dropout(dropout)
         self.conv6 = nn.Sequential(
             nn.Conv2d(128, 256, 3, padding=1), nn.MaxPool2d(2, stride=2), nn.ReLU(inplace=True)
         )
-        self.drop6 = nn.Dropout(dropout)
+        self.drop6 = Dropout(dropout)
         # The coordinate axis is 32 wide after conv2 and halved by four pools: 2.
         width = 2
         if reduce == "flatten":

@@ -14,6 +14,7 @@ from torch import nn
 
 from skelact.layouts import NTU25
 from skelact.models.common import (
+    Dropout,
     LinearAct,
     Recognizer,
     cnn_recognizer,
@@ -60,7 +61,7 @@ class TwoStreamBranch(nn.Sequential):
         self.transform = JointTransform(in_joints, out_joints)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=(1, 0))
         self.pool = nn.MaxPool2d(2, stride=2)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
 
 def _conv_pool_prelu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -88,9 +89,9 @@ class TSCNN(nn.Module):
         self.position = TwoStreamBranch(in_channels, 64, num_joints, transformed_joints, dropout)
         self.motion = TwoStreamBranch(in_channels, 64, num_joints, transformed_joints, dropout)
         self.conv3 = _conv_pool_prelu(128, 128)
-        self.drop3 = nn.Dropout(dropout)
+        self.drop3 = Dropout(dropout)
         self.conv4 = _conv_pool_prelu(128, 256)
-        self.drop4 = nn.Dropout(dropout)
+        self.drop4 = Dropout(dropout)
         # Each unpadded 3-wide conv trims 2 joints and each pool halves (time and joints).
         width = transformed_joints
         for _ in range(3):
