@@ -55,11 +55,11 @@ def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
     Why: on an NCHW tensor a 1x1 convolution is ``W @ x[n]`` per sample, a plain GEMM on the
     contiguous ``C x (T*V)`` view; ``baddbmm`` (bias as the added term) runs forward plus backward
-    faster than oneDNN's convolution for DGCN's shapes (a DGCN train step about 5 % faster on a
-    2-core AVX2 machine; ``benchmarks/models.py`` measures it), and DGCN has four such convs per
-    graph layer. Values differ from the convolution by float rounding only. Evaluation and
-    inference (no grad), other devices, autocast and non-contiguous inputs call ``conv`` itself,
-    so evaluated and exported logits, the module's hooks and ptflops see the plain convolution.
+    faster than oneDNN's convolution for DGCN's shapes (a whole DGCN train step 5-7 % faster in an
+    interleaved A/B on a 2-core AVX2 machine), and DGCN has four such convs per graph layer.
+    Values differ from the convolution by float rounding only. Evaluation and inference (no
+    grad), other devices, autocast and non-contiguous inputs call ``conv`` itself, so evaluated
+    and exported logits, the module's hooks and ptflops see the plain convolution.
     """
     if (
         not (conv.training and torch.is_grad_enabled())
