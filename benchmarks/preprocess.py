@@ -164,6 +164,34 @@ def precompile(src: Path) -> None:
                    env=child_env(src), stdout=subprocess.DEVNULL)  # fmt: skip
 
 
+def build_reader(src: Path) -> None:
+    """Compile a checkout's one-pass reader in place if it has one and it is not built.
+
+    A ``git worktree`` of a revision is a bare source tree: without this its compiled reader
+    would silently be missing and the side would be timed on its NumPy fallback.
+    """
+    import sysconfig
+
+    source = src / "skelact" / "data" / "_skeleton_fast.c"
+    target = source.with_name("_skeleton_fast" + sysconfig.get_config_var("EXT_SUFFIX"))
+    if not source.exists() or target.exists():
+        return
+    cc = sysconfig.get_config_var("CC").split()
+    flags = [*sysconfig.get_config_var("CFLAGS").split(), sysconfig.get_config_var("CCSHARED")]
+    subprocess.run([*cc, *flags, "-shared", f"-I{sysconfig.get_paths()['include']}",
+                    str(source), "-o", str(target)], check=True)  # fmt: skip
+
+
+def compiled_reader(src: Path) -> str:
+    """'yes' if a checkout reads .skeleton files with its compiled reader, else why not."""
+    if not (src / "skelact" / "data" / "_skeleton_fast.c").exists():
+        return "none in this revision"
+    probe = "from skelact.data import skeleton_file as s; print(s._skeleton_fast is not None)"
+    out = subprocess.run([sys.executable, "-c", probe], env=child_env(src), check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return "yes" if out == "True" else "NOT BUILT (NumPy fallback timed)"
+
+
 def timed(cmd: list[str], pythonpath: Path) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of ``cmd`` in a fresh process.
 
@@ -221,7 +249,9 @@ def compare(args: argparse.Namespace, tmp: Path) -> None:
     with baseline_checkout(args.baseline_rev, tmp) as base_src:
         paths = {"working tree": REPO / "src", baseline: base_src}
         for src in paths.values():
+            build_reader(src)
             precompile(src)
+        readers = {side: compiled_reader(src) for side, src in paths.items()}
         for i in range(args.repeat):  # interleaved: all sides see the same load
             for side, src in paths.items():
                 out = tmp / f"out-{i}-{side.split()[0]}"
@@ -242,7 +272,8 @@ def compare(args: argparse.Namespace, tmp: Path) -> None:
         wall, cpu_s = min(runs)
         print(f"{side:>24}: best {wall:7.2f} s wall ({cpu_s:6.2f} s CPU), median "
               f"{statistics.median(w for w, _ in runs):7.2f} s ({args.files / wall:5.0f} files/s, "
-              f"{size / wall / 1e6:5.1f} MB/s)  [{cpu()}]")  # fmt: skip
+              f"{size / wall / 1e6:5.1f} MB/s); compiled reader: {readers[side]}  "
+              f"[{cpu()}]")  # fmt: skip
     base = min(sides[baseline])
     print(f"{'':>24}  working tree vs baseline: {base[0] / mine[0]:.2f}x wall, "
           f"{base[1] / mine[1]:.2f}x CPU; outputs identical: {identical}")  # fmt: skip

@@ -16,6 +16,16 @@ import sys
 _OUT = os.environ.get("SKELACT_TRACE_DIR")
 
 
+def _source(path: str) -> str:
+    """A compiled extension module counts as its C source (what a stage depends on)."""
+    import importlib.machinery
+
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if path.endswith(suffix) and os.path.exists(path[: -len(suffix)] + ".c"):
+            return path[: -len(suffix)] + ".c"
+    return path
+
+
 def _record(opened: set[str]) -> None:
     package = sys.modules.get("skelact")
     if package is None or not getattr(package, "__file__", None):
@@ -27,7 +37,7 @@ def _record(opened: set[str]) -> None:
         if isinstance(getattr(m, "__file__", None), str)
     }
     used = sorted(
-        os.path.relpath(p, root).replace(os.sep, "/")
+        os.path.relpath(_source(p), root).replace(os.sep, "/")
         for p in modules | {os.path.abspath(p) for p in opened}
         if p.startswith(root + os.sep) and "__pycache__" not in p
     )
