@@ -14,7 +14,8 @@ a shared machine hits them alike; the figure is the median over rounds. Implemen
 
 A train step is forward, cross-entropy, backward and an Adam step on random input already in
 memory, float32, batch 32 by default, 2 torch threads. Every figure is printed beside the CPU it
-was measured on (model name, the AVX2/AVX-512 flags, what ATen dispatches to).
+was measured on (model name, the AVX2/AVX-512 flags, what ATen dispatches to, and any cap on
+the instruction sets: ``--isa avx2`` times AVX2 code paths on an AVX-512 CPU).
 
     python benchmarks/models.py                              # all five, reference vs skelact
     python benchmarks/models.py --models hcn dgcn --baseline-rev main --rounds 7
@@ -40,6 +41,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 IMPLS = ("reference", "skelact", "baseline")
+#: What ``--isa avx2`` sets for every worker: ATen's kernels, oneDNN's and MKL's, all at AVX2.
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"}  # fmt: skip
 
 
 # --- the CPU ----------------------------------------------------------------------------------
@@ -64,6 +69,7 @@ def cpu_description() -> dict:
         "avx2": "avx2" in flags,
         "avx512": "avx512f" in flags,
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_caps": {k: os.environ[k] for k in ISA_CAPS if os.environ.get(k)},
         "logical_cpus": os.cpu_count(),
     }
 
@@ -72,8 +78,9 @@ def cpu_line(cpu: dict) -> str:
     vec = ", ".join(
         f for f, on in (("AVX2", cpu["avx2"]), ("AVX-512", cpu["avx512"])) if on
     )  # fmt: skip
+    caps = "".join(f"; {k}={v}" for k, v in cpu.get("isa_caps", {}).items())
     return (
-        f"{cpu['model_name']} ({vec or 'no AVX2'}; ATen {cpu['aten_capability']}; "
+        f"{cpu['model_name']} ({vec or 'no AVX2'}; ATen {cpu['aten_capability']}{caps}; "
         f"{cpu['logical_cpus']} logical CPUs)"
     )
 
@@ -299,11 +306,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--infer", action="store_true", help="Also time inference (no grad).")
     parser.add_argument("--no-tune", action="store_true", help="skelact: skip the autotune.")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    parser.add_argument(
+        "--isa",
+        choices=("native", "avx2"),
+        default="native",
+        help="avx2: cap ATen, oneDNN and MKL at AVX2 in every worker (AVX2 code paths on an "
+        "AVX-512 CPU; the CPU line then names the caps)",
+    )
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return serve(args.worker, args.threads)
 
+    if args.isa == "avx2":
+        os.environ.update(AVX2_CAPS)  # inherited by every worker started below
     impls = [i for i in args.impls if i != "baseline"]
     if args.baseline_rev:
         impls.append("baseline")

@@ -32,3 +32,21 @@ def test_benchmark_times_reference_checkout_and_baseline_side_by_side(tmp_path: 
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert "skelact-bench-" not in worktrees  # the temporary checkout is gone
+
+
+@pytest.mark.slow
+def test_isa_cap_reaches_the_workers_and_is_printed(tmp_path: Path) -> None:
+    """``--isa avx2`` times AVX2 code paths (ATen, oneDNN, MKL) and says so beside the figure."""
+    env = dict(os.environ, SKELACT_CACHE_DIR=str(tmp_path / "cache"))
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+        env.pop(name, None)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "models.py"), "--models", "hcnb"]
+    cmd += ["--impls", "skelact", "--batch", "2", "--rounds", "1", "--steps", "1"]
+    cmd += ["--threads", "1", "--no-tune", "--isa", "avx2", "--json"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cpu"]["isa_caps"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    if report["cpu"]["avx2"]:
+        assert report["cpu"]["aten_capability"] == "AVX2"
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in report["rows"][0]["cpu"]

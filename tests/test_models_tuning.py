@@ -68,3 +68,13 @@ def test_keep_training_memory_applies_once_on_glibc():
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert applied is True
     assert keep_training_memory() is applied  # idempotent
+
+
+def test_an_instruction_set_cap_is_another_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with oneDNN / MKL capped (e.g. to AVX2 on an AVX-512 CPU) tunes for itself."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    native = machine_key("hcn", SHAPE)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    capped = machine_key("hcn", SHAPE)
+    assert capped != native and "ONEDNN_MAX_CPU_ISA=AVX2" in capped

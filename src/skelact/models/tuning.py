@@ -73,12 +73,18 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: Caps on the instruction sets oneDNN / MKL use: a capped run is another machine to tune for.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def machine_key(model_name: str, input_shape: tuple[int, ...]) -> str:
-    """What the choice depends on: CPU, ATen's vector level, torch, threads, model, shape."""
+    """What the choice depends on: CPU, vector levels, torch, threads, model, shape."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     return "|".join(
         (
             _cpu_model(),
             torch.backends.cpu.get_cpu_capability(),
+            *caps,
             torch.__version__,
             f"threads={torch.get_num_threads()}",
             model_name,
