@@ -42,9 +42,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 IMPLS = ("reference", "skelact", "baseline")
 #: What ``--isa avx2`` sets for every worker: ATen's kernels, oneDNN's and MKL's, all at AVX2.
-ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
              "MKL_ENABLE_INSTRUCTIONS": "AVX2"}  # fmt: skip
+ISA_CAPS = tuple(AVX2_CAPS)  # the variables reported beside a figure when set
 
 
 # --- the CPU ----------------------------------------------------------------------------------

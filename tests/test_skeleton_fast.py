@@ -24,11 +24,7 @@ def numpy_reader(data: bytes, max_bodies: int = 4) -> np.ndarray:
 
 
 def c_reader(data: bytes, max_bodies: int = 4) -> np.ndarray | None:
-    got = fast.parse(data, max_bodies)
-    if got is None:
-        return None
-    frames, values = got
-    return np.frombuffer(values, np.float64).reshape(max_bodies, frames, NUM_JOINTS, 3)
+    return skeleton_file._parse_plain(data, max_bodies)
 
 
 def test_the_extension_is_built() -> None:

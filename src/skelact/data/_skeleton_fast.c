@@ -24,9 +24,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#define NUM_JOINTS 25
-#define FIELDS_PER_JOINT 12
-#define FIELDS_PER_BODY 10
+/* The layout (joints per body, fields per body and joint line) comes from skeleton_file.py. */
+typedef struct {
+    int joints, body_fields, joint_fields;
+} Layout;
+
 #define MAX_DIGITS 19        /* a uint64 holds any 19 decimal digits */
 #define MAX_EXACT 9007199254740992ULL /* 2**53 */
 
@@ -84,9 +86,13 @@ static int next_token(Cursor *c) {
     return CLASS[*c->p] == 2;
 }
 
-/* Skip one token of number characters (not converted). */
-static void skip_token(Cursor *c) {
-    while (CLASS[*c->p] == 2) c->p++;
+/* Skip ``n`` tokens of number characters (checked, not converted); 0 if the line has fewer. */
+static int skip_tokens(Cursor *c, int n) {
+    for (; n > 0; n--) {
+        if (!next_token(c)) return 0;
+        while (CLASS[*c->p] == 2) c->p++;
+    }
+    return 1;
 }
 
 /* End of line after the last token: separators, then a newline or the end. */
@@ -134,20 +140,26 @@ static int number(Cursor *c, double *out) {
     return 1;
 }
 
-/* ``parse(data, max_bodies)`` -> ``(frames, bytearray)`` of float64 (max_bodies, frames, 25, 3),
- * zero where a frame has fewer bodies; or None (the caller then uses the NumPy reader). */
+/* ``parse(data, max_bodies, joints, body_fields, joint_fields)`` -> ``(frames, bytearray)`` of
+ * float64 (max_bodies, frames, joints, 3), zero where a frame has fewer bodies; or None (the
+ * caller then uses the NumPy reader). */
 static PyObject *parse(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *data, *out = NULL;
     int max_bodies;
-    if (!PyArg_ParseTuple(args, "Si", &data, &max_bodies)) return NULL;
+    Layout L;
+    if (!PyArg_ParseTuple(args, "Siiii", &data, &max_bodies, &L.joints, &L.body_fields,
+                          &L.joint_fields))
+        return NULL;
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t len = PyBytes_GET_SIZE(data);
     Cursor c = {buf, buf + len}; /* buf[len] is NUL: the sentinel */
     long frames = count_line(&c);
     /* every frame takes at least two bytes ("0\n"): more frames than that is a truncated file */
-    if (frames <= 0 || max_bodies < 0 || frames > len / 2 + 1) goto refuse;
-    Py_ssize_t frame_values = (Py_ssize_t)NUM_JOINTS * 3;
+    if (frames <= 0 || max_bodies < 0 || L.joints <= 0 || L.joint_fields < 3 ||
+        frames > len / 2 + 1)
+        goto refuse;
+    Py_ssize_t frame_values = (Py_ssize_t)L.joints * 3;
     Py_ssize_t size = (Py_ssize_t)max_bodies * frames * frame_values * (Py_ssize_t)sizeof(double);
     out = PyByteArray_FromStringAndSize(NULL, size);
     if (!out) return NULL;
@@ -157,25 +169,18 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         long bodies = count_line(&c);
         if (bodies < 0) goto refuse;
         for (long body = 0; body < bodies; body++) {
-            for (int field = 0; field < FIELDS_PER_BODY; field++) {
-                if (!next_token(&c)) goto refuse;
-                skip_token(&c);
-            }
-            if (!end_of_line(&c) || count_line(&c) != NUM_JOINTS) goto refuse;
+            if (!skip_tokens(&c, L.body_fields) || !end_of_line(&c) || count_line(&c) != L.joints)
+                goto refuse;
             double *row = body < max_bodies
                               ? values + ((Py_ssize_t)body * frames + frame) * frame_values
                               : NULL;
-            for (int joint = 0; joint < NUM_JOINTS; joint++) {
+            for (int joint = 0; joint < L.joints; joint++) {
                 for (int axis = 0; axis < 3; axis++) {
                     double v;
                     if (!next_token(&c) || !number(&c, &v)) goto refuse;
                     if (row) row[joint * 3 + axis] = v;
                 }
-                for (int field = 3; field < FIELDS_PER_JOINT; field++) {
-                    if (!next_token(&c)) goto refuse;
-                    skip_token(&c);
-                }
-                if (!end_of_line(&c)) goto refuse;
+                if (!skip_tokens(&c, L.joint_fields - 3) || !end_of_line(&c)) goto refuse;
             }
         }
     }
@@ -189,8 +194,9 @@ refuse:
 
 static PyMethodDef METHODS[] = {
     {"parse", parse, METH_VARARGS,
-     "parse(data: bytes, max_bodies) -> (frames, bytearray of float64 (max_bodies, frames, 25, 3)) "
-     "or None when the file is not the plain common case (the NumPy reader then decides)."},
+     "parse(data: bytes, max_bodies, joints, body_fields, joint_fields) -> (frames, bytearray of "
+     "float64 (max_bodies, frames, joints, 3)) or None when the file is not the plain common "
+     "case (the NumPy reader then decides)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -522,12 +522,21 @@ def parse_skeleton(
     """
     if not isinstance(data, bytes):
         data = bytes(data)  # a bytearray or memoryview (both readers need bytes)
-    if _skeleton_fast is not None:
-        plain = _skeleton_fast.parse(data, max_bodies)
-        if plain is not None:  # else not the plain case: the NumPy reader reads it or says why
-            frames, values = plain
-            return np.frombuffer(values, np.float64).reshape(max_bodies, frames, NUM_JOINTS, 3)
+    plain = _parse_plain(data, max_bodies)
+    if plain is not None:  # else not the plain case: the NumPy reader reads it or says why
+        return plain
     return _parse(data, str(path), max_bodies)[0]
+
+
+def _parse_plain(data: bytes, max_bodies: int) -> np.ndarray | None:
+    """:func:`parse_skeleton` by the compiled reader, or ``None`` (not built, or it declined)."""
+    if _skeleton_fast is None:
+        return None
+    plain = _skeleton_fast.parse(data, max_bodies, NUM_JOINTS, FIELDS_PER_BODY, FIELDS_PER_JOINT)
+    if plain is None:
+        return None
+    frames, values = plain
+    return np.frombuffer(values, np.float64).reshape(max_bodies, frames, NUM_JOINTS, 3)
 
 
 def line_of_largest(data: bytes, path: str | Path = "<bytes>") -> tuple[int, float]:
