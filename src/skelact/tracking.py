@@ -2,8 +2,8 @@
 
 This is the one module that imports MLflow (slow to import; a disabled tracker never does). It
 keeps two promises: a *wrong* tracking URI is a one-line :class:`TrackingError` before training
-starts, and a store that is merely slow or flaky later never fails a stage (metrics, params and
-tags go through MLflow's asynchronous queue; each kind of call that fails warns once).
+starts, and a store that is merely slow or flaky later never fails a stage (each kind of call that
+fails warns once; for a server, metrics, params and tags go through MLflow's asynchronous queue).
 
 Every call names its run id (``MlflowClient``): evaluation adds to a training run that has
 already ended, and must neither reopen nor re-terminate it, so the run's status and duration stay
@@ -29,7 +29,7 @@ from skelact.errors import InterruptedRun, SkelactError
 
 __all__ = ["TrackingError", "Tracker", "NullTracker", "open_run", "open_eval_run",
            "check_tracking_uri", "resolve_tracking_uri", "default_tracking_uri", "project_root",
-           "default_tags", "flatten_params"]  # fmt: skip
+           "default_tags", "flatten_params", "is_local_store"]  # fmt: skip
 
 PathLike = str | os.PathLike[str]
 _MARKERS = ("dvc.yaml", ".dvc", ".git")  # what makes a folder the project root
@@ -108,6 +108,18 @@ def check_tracking_uri(uri: str) -> str:
 # -- what a run records ------------------------------------------------------------------------
 
 
+def is_local_store(uri: str) -> bool:
+    """Whether ``uri`` is a store in a local file (SQLite, a folder), not a server.
+
+    Why it matters: MLflow's asynchronous queue keeps a server's latency off the training loop,
+    but its worker thread polls once a second, and ending a run (or the process) joins it: about
+    1 s per stage. A local store takes a batch in milliseconds, so it is written synchronously.
+    """
+    if "://" not in uri:  # a plain path, as MLflow reads it, or the "databricks" profile
+        return not uri.lower().startswith("databricks")
+    return uri.partition(":")[0].lower() in ("sqlite", "file")
+
+
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """One rule for every dict: its leaves become dotted keys, e.g. ``decay_mult.backbone.fc7``
     = ``10.0``; an empty dict has no leaves and logs nothing. Values are ``str()``-ed."""
@@ -123,12 +135,24 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
 
 
 def default_tags() -> dict[str, str]:
-    """Tags of every run: MLflow's (user, source), code version, DVC stage, SLURM job, torch."""
-    from mlflow.tracking.context.registry import resolve_tags
+    """Tags of every run: user and source (MLflow's names for the UI's columns), code version,
+    DVC stage, SLURM job, torch.
+
+    Set here rather than by MLflow's ``resolve_tags``, whose notebook and Databricks probes cost
+    about 0.3 s per stage (it imports IPython) and add nothing to a command-line run.
+    """
+    import getpass
 
     from skelact import __version__
 
-    tags = resolve_tags({"skelact.version": __version__, "python.version": sys.version.split()[0]})
+    tags = {
+        "skelact.version": __version__,
+        "python.version": sys.version.split()[0],
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": sys.argv[0] or "python",
+    }
+    with contextlib.suppress(Exception):  # no user name in some containers
+        tags["mlflow.user"] = getpass.getuser()
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=5)  # fmt: skip
@@ -197,6 +221,7 @@ class Tracker(NullTracker):
         self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         self.tracking_uri = client.tracking_uri
         self._model = run.data.tags.get("model", "model")
+        self._synchronous = is_local_store(self.tracking_uri)
         self._pending: list[Any] = []  # asynchronous operations not yet waited for
         self._warned: set[str] = set()
         self._monitor = None
@@ -223,7 +248,10 @@ class Tracker(NullTracker):
 
     def _batch(self, what: str, **entities: Any) -> None:
         with self._guard(what):
-            self._pending.append(self._client.log_batch(self.run_id, **entities, synchronous=False))
+            sync = self._synchronous
+            operation = self._client.log_batch(self.run_id, **entities, synchronous=sync)
+            if not sync:
+                self._pending.append(operation)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log (nested) params. They are immutable in MLflow: logging the same value again (a
