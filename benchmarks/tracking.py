@@ -81,10 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="skelact-bench-tracking-") as tmp:
         uri = "sqlite:///" + (Path(tmp) / "mlflow.db").as_posix()
         run_worker("synchronous", uri, 1)  # creates the schema: not part of any figure
-        header = (f"CPU: {cpu()}; {load()} at start; SQLite store, {args.epochs} metric "
-                  f"batches per run, median of {args.rounds} interleaved rounds")  # fmt: skip
         if not args.json:
-            print(header)
+            print(f"CPU: {cpu()}; {load()} at start; SQLite store, {args.epochs} metric batches "
+                  f"per run, median of {args.rounds} interleaved rounds")  # fmt: skip
         times: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
         for r in range(args.rounds):
             for mode in MODES if r % 2 == 0 else MODES[::-1]:

@@ -248,9 +248,9 @@ class Tracker(NullTracker):
 
     def _batch(self, what: str, **entities: Any) -> None:
         with self._guard(what):
-            sync = self._synchronous
-            operation = self._client.log_batch(self.run_id, **entities, synchronous=sync)
-            if not sync:
+            operation = self._client.log_batch(self.run_id, **entities,
+                                               synchronous=self._synchronous)  # fmt: skip
+            if operation is not None:  # None: already written (synchronous)
                 self._pending.append(operation)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
