@@ -326,6 +326,21 @@ def test_local_stores_are_written_synchronously(store):
     assert _client(store).get_run(tracker.run_id).data.metrics == {"loss": 1.0}
 
 
+def test_each_run_goes_to_the_store_it_names(tmp_path):
+    """Opening a run must not redirect later runs of the process (MLflow's set_tracking_uri
+    exports MLFLOW_TRACKING_URI, which outranks a configured URI)."""
+    first, second = (f"sqlite:///{tmp_path / name}" for name in ("first.db", "second.db"))
+    with open_run(enabled=True, experiment="skelact/a", tracking_uri=first,
+                  system_metrics=False) as one:  # fmt: skip
+        pass
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    with open_run(enabled=True, experiment="skelact/b", tracking_uri=second,
+                  system_metrics=False) as two:  # fmt: skip
+        assert two.tracking_uri == second
+    assert _client(first).get_run(one.run_id).info.status == "FINISHED"
+    assert _client(second).get_run(two.run_id).info.status == "FINISHED"
+
+
 def test_uri_resolution_order(tmp_path, monkeypatch):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     # A params.yaml naming a URI is the caller's business: it is never read behind its back.

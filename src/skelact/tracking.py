@@ -372,6 +372,10 @@ _QUIET_LOGGERS = ("mlflow", "alembic")
 def _connect(tracking_uri: str | None, quiet: bool) -> Any:
     """A client for the checked URI, which also becomes the process's (``log_model`` uses it).
 
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment, which
+    :func:`resolve_tracking_uri` ranks first: left there, it would send every later run of this
+    process to this run's store whatever URI that run names. The variable is put back as it was.
+
     ``quiet``: MLflow's INFO lines (store migrations, system metrics) are not the user's news;
     their loggers are raised to WARNING until the tracker finishes (the levels before are kept
     on the client as ``skelact_log_levels`` and restored then, so nothing leaks to later runs).
@@ -381,11 +385,17 @@ def _connect(tracking_uri: str | None, quiet: bool) -> Any:
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS} if quiet else {}
     for name in levels:
         logging.getLogger(name).setLevel(logging.WARNING)
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         mlflow.set_tracking_uri(check_tracking_uri(resolve_tracking_uri(tracking_uri)))
     except BaseException:
         _restore_levels(levels)
         raise
+    finally:
+        if env_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env_uri
     client = mlflow.MlflowClient()
     client.skelact_log_levels = levels
     return client
