@@ -109,10 +109,10 @@ def synth(
     fmt: str | None = typer.Option(
         None,
         "--format",
-        help="Instead of .skeleton files: openpose, csv, npz or pyskl (with --layout, --dims).",
+        help="Instead of .skeleton files: a format of `skelact import` (with --layout, --dims).",
     ),
     layout: str | None = typer.Option(
-        None, help="With --format: coco17 (default), openpose25, mediapipe33 or ntu25."
+        None, help="With --format: a built-in layout (`skelact layouts`; default coco17)."
     ),
     dims: int | None = typer.Option(
         None, help="With --format: 2 (pixels + scores, default) or 3 (metres)."
@@ -189,13 +189,13 @@ def preprocess_cmd(
 ) -> None:
     """Raw NTU RGB+D .skeleton files -> normalised per-benchmark pickles (reference-exact).
 
-    With ``--params`` of ``data.source: custom`` it runs ``skelact import`` instead (the
-    pipeline's preprocess stage of custom data)."""
-    from skelact.config import ConfigError, preprocess_options
+    With ``--params`` of ``data.source: custom`` (or a data set: kinetics, nwucla) it runs
+    ``skelact import`` instead (the pipeline's preprocess stage of such data)."""
+    from skelact.config import IMPORT_SOURCES, ConfigError, preprocess_options
     from skelact.data.preprocess import PreprocessSettings, main_summary, preprocess
 
     loaded = _params(params)
-    if loaded is not None and loaded.data.source == "custom":
+    if loaded is not None and loaded.data.source in IMPORT_SOURCES:
         ntu_only = {"--dataset": dataset, "--benchmark": benchmark, "--format": fmt,
                     "--raw": raw or None, "--float16": float16 or None, "--workers": workers,
                     "--on-error": on_error, "--missing-list": missing_list,
@@ -204,7 +204,8 @@ def preprocess_cmd(
         given = [flag for flag, value in ntu_only.items() if value is not None]
         if given:
             raise ConfigError(f"{', '.join(given)}: NTU preprocessing options, but data.source "
-                              "is 'custom' (see params.yaml's `import` section)")  # fmt: skip
+                              f"is {loaded.data.source!r} (see params.yaml's `import` "
+                              "section)")  # fmt: skip
         _import(loaded, quiet, src=raw_dir, out_dir=out_dir)
         return
     options = preprocess_options(loaded, dataset=dataset, raw_dir=raw_dir,
@@ -233,7 +234,11 @@ def import_cmd(
     src: Path | None = typer.Argument(
         None, help="A folder (openpose, csv) or a file (npz, pyskl) [data.raw_dir]."
     ),
-    fmt: str | None = typer.Option(None, "--from", help="openpose|csv|npz|pyskl [data.format]."),
+    fmt: str | None = typer.Option(
+        None,
+        "--from",
+        help="openpose|csv|npz|pyskl|mmpose|yolo|alphapose|kinetics|nwucla [data.format].",
+    ),
     layout: str | None = typer.Option(
         None, help="Joint layout: a built-in name or a layout .yaml file [data.layout]."
     ),
@@ -257,7 +262,9 @@ def import_cmd(
     normalise: str | None = typer.Option(
         None, help="body: centre + body size; image: frame size [import.normalise]."
     ),
-    img_shape: str | None = typer.Option(None, help="Frame HEIGHTxWIDTH for --normalise image."),
+    img_shape: str | None = typer.Option(
+        None, help="Frame HEIGHTxWIDTH: --normalise image; yolo's pixels [import.img_shape]."
+    ),
     num_persons: int | None = typer.Option(
         None, help="Persons per sample, most active first [import.num_persons]."
     ),
@@ -337,6 +344,25 @@ def validate_cmd(
         typer.echo("problems:\n  " + "\n  ".join(shown) + more, err=True)
         raise SkelactError(f"{pkl}: {len(report.problems)} problem(s), listed above")
     typer.secho("OK", fg=typer.colors.GREEN)
+
+
+@app.command("layouts")
+def layouts_cmd(
+    as_json: bool = typer.Option(False, "--json", help="JSON rows instead of a table."),
+) -> None:
+    """Every built-in joint layout: joints, centre, the coordinates its sources give, sources."""
+    from skelact.layouts import layout_table
+
+    rows = layout_table()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'layout':<16} {'joints':>6}  {'centre':<16} {'dims':<20} source")
+    for r in rows:
+        typer.echo(f"{r['name']:<16} {r['joints']:>6}  {r['center']:<16} {r['dims']:<20} "
+                   f"{r['source']}")  # fmt: skip
+    typer.echo("A layout .yaml file of your own works wherever a name does (--layout, "
+               "data.layout).")  # fmt: skip
 
 
 @app.command("flops")

@@ -48,6 +48,7 @@ __all__ = [
     "TrackingParams",
     "ReportParams",
     "TrainConfig",
+    "DATASET_SOURCES",
     "SOURCES",
     "MODEL_NAMES",
     "RUNS_DIR",
@@ -67,14 +68,24 @@ __all__ = [
     "resolve_config",
 ]
 
-SOURCES = ("synthetic", "ntu60", "ntu120", "custom")
+SOURCES = ("synthetic", "ntu60", "ntu120", "custom", "kinetics", "nwucla")
 NTU_SOURCES = ("ntu60", "ntu120")
 #: The one benchmark of custom data: ``skelact import`` writes <prepared_dir>/custom/*.pkl.
 CUSTOM_BENCHMARK = "custom"
+#: Public data sets read by ``skelact import`` (docs/datasets-and-estimators.md): per
+#: ``data.source``, its reader (data.format), layout, coordinate count and the one benchmark the
+#: import writes (<prepared_dir>/<benchmark>/*.pkl): Kinetics' train/val, NW-UCLA's cross-view.
+DATASET_SOURCES: dict[str, tuple[str, str, int, str]] = {
+    "kinetics": ("kinetics", "openpose_coco18", 2, "kinetics"),
+    "nwucla": ("nwucla", "kinect_v1_20", 3, "nwucla_xview"),
+}
+#: Sources whose preprocess stage is ``skelact import``.
+IMPORT_SOURCES = ("custom", *DATASET_SOURCES)
 #: ``data.format`` values: the outside formats ``skelact import`` reads (data.formats.FORMATS).
-IMPORT_FORMATS = ("openpose", "pyskl", "npz", "csv")
+IMPORT_FORMATS = ("openpose", "pyskl", "npz", "csv", "mmpose", "yolo", "alphapose", "kinetics",
+                  "nwucla")  # fmt: skip
 #: Formats whose files carry no labels: a labels CSV names each clip's class (and split).
-LABELLESS_FORMATS = ("openpose", "csv")
+LABELLESS_FORMATS = ("openpose", "csv", "mmpose", "yolo", "alphapose")
 # Trainable models are those with a reference recipe (the model registry imports torch).
 MODEL_NAMES: tuple[str, ...] = tuple(RECIPES)
 RECIPE_MODES = ("auto", "paper", "quick")
@@ -132,11 +143,14 @@ class DataParams(Settings):
     writes its synthetic clips in ``format`` and ``layout`` (the no-data-needed demo).
     """
 
-    source: Literal["synthetic", "ntu60", "ntu120", "custom"] = "synthetic"
-    dataset: Literal["ntu60", "ntu120"] = "ntu60"  # naming/split rules preprocess applies
+    source: Literal["synthetic", "ntu60", "ntu120", "custom", "kinetics", "nwucla"] = "synthetic"
+    # naming/split rules preprocess applies; kinetics / nwucla: the source's own (or left ntu60)
+    dataset: Literal["ntu60", "ntu120", "kinetics", "nwucla"] = "ntu60"
     raw_dir: Name = "data/synth"  # folder of .skeleton files (synth's output for synthetic)
     prepared_dir: Name = "data/prepared"  # preprocess output: <prepared_dir>/<benchmark>/*.pkl
-    format: Literal["openpose", "pyskl", "npz", "csv"] | None = None  # custom only
+    format: Literal["openpose", "pyskl", "npz", "csv", "mmpose", "yolo", "alphapose"] | None = (
+        None  # custom only
+    )
     layout: Name = "ntu25"  # custom only: built-in layout name or layout .yaml path
     labels: Name | None = None  # custom only: clip,label[,split] CSV (openpose, csv)
 
@@ -149,6 +163,15 @@ class DataParams(Settings):
             )
         if self.source == "synthetic" and self.dataset != "ntu60":
             raise ValueError("synthetic data follows ntu60 naming; set data.dataset to ntu60")
+        if self.source in DATASET_SOURCES and self.dataset not in (self.source, "ntu60"):
+            raise ValueError(
+                f"data.dataset is {self.dataset!r} but data.source is {self.source!r}: leave "
+                "data.dataset unset or give the same data set"
+            )
+        if self.source not in DATASET_SOURCES and self.dataset in DATASET_SOURCES:
+            raise ValueError(
+                f"data.dataset {self.dataset!r} is a data source: set data.source to it"
+            )
         return self
 
     @model_validator(mode="after")
@@ -201,6 +224,7 @@ class ImportParams(Settings):
     on_error: Literal["fail", "skip"] = "fail"  # skip: drop bad clips, listed in the report
     normalise: Literal["body", "image"] = "body"
     num_persons: PositiveInt = 2  # persons kept per clip (the most active)
+    img_shape: Annotated[str, Field(pattern=r"^\d+x\d+$")] | None = None  # frame HxW (yolo)
 
 
 class SynthParams(Settings):
@@ -395,6 +419,8 @@ class Params(Settings):
     def _benchmarks_of_dataset(self) -> Params:
         if self.data.source == "custom":
             valid: tuple[str, ...] = (CUSTOM_BENCHMARK,)
+        elif self.data.source in DATASET_SOURCES:
+            valid = (DATASET_SOURCES[self.data.source][3],)
         else:
             valid = ntu.DATASETS[self.data.dataset].benchmarks
         for name in self.benchmarks:
@@ -413,7 +439,7 @@ class Params(Settings):
         data; None for custom data (training counts the lines of the import's classes.txt)."""
         if self.data.source == "synthetic":
             return self.synth.num_classes
-        if self.data.source == "custom":
+        if self.data.source in IMPORT_SOURCES:
             return None
         return ntu.DATASETS[self.data.source].num_classes
 
@@ -710,6 +736,8 @@ def synth_format(
         raise ConfigError("--layout and --dims need --format (without it synth writes NTU files)")
     if fmt is None and params is not None and params.data.source == "custom":
         fmt, layout = params.data.format, params.data.layout
+    if fmt is None and params is not None and params.data.source in DATASET_SOURCES:
+        fmt, layout, dims, _ = DATASET_SOURCES[params.data.source]
     if fmt is None:
         return None
     return fmt, layout or "coco17", 2 if dims is None else dims
@@ -744,7 +772,9 @@ def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]
 
     From ``params.yaml``: ``data.format`` (fmt), ``data.raw_dir`` (the source), ``data.layout``,
     ``data.labels`` and ``data.prepared_dir`` (the output) when ``data.source`` is ``custom``;
-    the command line wins. ``classes``, ``img_shape`` and ``benchmark`` are command-line only.
+    for a data set source (kinetics, nwucla) its format, layout and benchmark ``name`` instead;
+    the command line wins. ``classes`` and ``benchmark`` are command-line only; ``img_shape``
+    defaults to ``import.img_shape``.
     """
     section = params.import_ if params is not None else ImportParams()
     given = _given(command_line)
@@ -754,6 +784,11 @@ def import_options(params: Params | None, **command_line: Any) -> dict[str, Any]
         data = params.data
         values = {"fmt": data.format, "src": data.raw_dir, "layout": data.layout,
                   "labels": data.labels_file, "out_dir": data.prepared_dir}  # fmt: skip
+    elif params is not None and params.data.source in DATASET_SOURCES:
+        fmt, layout, _, bench = DATASET_SOURCES[params.data.source]
+        values = {"fmt": fmt, "src": params.data.raw_dir, "layout": layout,
+                  "out_dir": params.data.prepared_dir}  # fmt: skip
+        extra.setdefault("name", bench)
     values.update({k: given.pop(k) for k in ("fmt", "src", "layout", "labels", "out_dir")
                    if k in given})  # fmt: skip
     for key, flag in (("fmt", "--from"), ("src", "SRC"), ("layout", "--layout"),

@@ -19,8 +19,10 @@ Samples are spooled to a temporary file while the clips are read, so memory stay
 large the source is.
 
 Readers are found by name: format ``X`` is ``skelact.data.formats.X.read_clips``. Formats that
-carry no labels (``openpose``, ``csv``) need a labels file; ``npz`` and ``pyskl`` clips carry their
-own integer labels and train/val splits.
+carry no labels (``openpose``, ``csv``, ``mmpose``, ``yolo``, ``alphapose``) need a labels file;
+``npz``, ``pyskl`` and the data sets ``kinetics`` and ``nwucla`` carry their own integer labels and
+train/val splits (the data sets also their class names). A data set's import writes its
+benchmark's folder (``ImportSettings.name``, e.g. ``kinetics/``) instead of ``custom/``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,19 @@ import numpy as np
 from skelact.atomic import StagedText, remove_stale_temps, signals_held, staged_temp
 from skelact.data import prenorm
 from skelact.data.classes import CLASSES_FILE, read_classes
-from skelact.data.formats import FORMATS, Clip, Dropped, npz, openpose, pyskl
+from skelact.data.formats import (
+    FORMATS,
+    Clip,
+    Dropped,
+    alphapose,
+    kinetics,
+    mmpose,
+    npz,
+    nwucla,
+    openpose,
+    pyskl,
+    yolo,
+)
 from skelact.data.formats import csv as csv_format
 from skelact.data.formats.tracks import order_by_energy, present_joints
 from skelact.data.normalise import NormaliseError, normalise
@@ -67,9 +81,13 @@ REPORT_NAME = "import_report.json"
 DEFAULT_SPLIT_COLUMN = "split"
 SPLITS = ("train", "val")
 #: Formats whose clips carry their own labels and splits (no labels file).
-LABELLED_FORMATS = ("npz", "pyskl")
+LABELLED_FORMATS = ("npz", "pyskl", "kinetics", "nwucla")
 _READERS = {"openpose": openpose.read_clips, "csv": csv_format.read_clips, "npz": npz.read_clips,
-            "pyskl": pyskl.read_clips}  # fmt: skip
+            "pyskl": pyskl.read_clips, "mmpose": mmpose.read_clips, "yolo": yolo.read_clips,
+            "alphapose": alphapose.read_clips, "kinetics": kinetics.read_clips,
+            "nwucla": nwucla.read_clips}  # fmt: skip
+#: Formats whose source names its classes (used unless --classes is given).
+_CLASS_NAMES = {"kinetics": kinetics.class_names, "nwucla": nwucla.class_names}
 DEFAULT_VAL_FRACTION = 0.2
 
 
@@ -101,6 +119,7 @@ class ImportSettings:
     img_shape: tuple[int, int] | None = None  # frame size for --normalise image, if not in the data
     num_persons: int = 2
     benchmark: str | None = None  # pyskl: which <benchmark>_train/_val pair of the file
+    name: str = BENCHMARK  # the benchmark written: <out_dir>/<name>/, <name>_<C>danno.pkl
 
 
 @dataclass
@@ -134,8 +153,10 @@ def import_data(settings: ImportSettings) -> ImportResult:
     read_clips = _reader(settings.fmt)
     labels = _read_labels(settings) if settings.labels is not None else None
     classes = _read_classes(settings.classes) if settings.classes is not None else None
+    if classes is None and settings.fmt in _CLASS_NAMES:
+        classes = _CLASS_NAMES[settings.fmt](Path(settings.src))
     out_dir = Path(settings.out_dir)
-    bench_dir = out_dir / BENCHMARK
+    bench_dir = out_dir / settings.name
     new_dirs = [d for d in (out_dir, bench_dir) if not d.exists()]
     try:
         with output_lock(out_dir, "import"):
@@ -181,6 +202,13 @@ def _check_settings(settings: ImportSettings) -> None:
         raise ImportDataError(
             f"--benchmark picks a split pair of a pyskl file, not of {settings.fmt}"
         )
+    if settings.fmt == "yolo" and settings.img_shape is None:
+        raise ImportDataError(
+            "--img-shape HEIGHTxWIDTH is required for yolo (import.img_shape): its .txt "
+            "coordinates are fractions of the frame, which the files do not size"
+        )
+    if not settings.name or not settings.name.replace("_", "").isalnum():
+        raise ImportDataError(f"benchmark name {settings.name!r}: letters, digits and _ only")
     if settings.num_persons < 1:
         raise ImportDataError(f"num_persons {settings.num_persons}: must be at least 1")
 
@@ -322,7 +350,11 @@ def _run(
     writers: list[PickleListWriter | StagedText] = []
     try:
         with open(spool_path, "w+b") as spool:
-            options = {"split": settings.benchmark} if settings.benchmark is not None else {}
+            options: dict[str, Any] = {}
+            if settings.benchmark is not None:
+                options["split"] = settings.benchmark
+            if settings.fmt == "yolo":
+                options["img_shape"] = settings.img_shape
             for item in read_clips(Path(settings.src), layout, **options):
                 name = item.name
                 try:
@@ -347,13 +379,13 @@ def _run(
                 classes = [str(i) for i in range(top + 1)]
             method, split_of = _splits(settings, kept, labels, len(classes))
             result = _result(settings, layout, state, classes, kept, split_of, method)
-            writers = _write(out_dir, spool, kept, split_of, result)
+            writers = _write(out_dir, spool, kept, split_of, result, settings.name)
             with signals_held():
                 for writer in writers:
                     writer.commit()
                 writers = []  # all in place: nothing to abort
                 other = 5 - result.dims  # a previous import of the other dimension: stale now
-                (out_dir / f"{BENCHMARK}_{other}danno.pkl").unlink(missing_ok=True)
+                (out_dir / f"{settings.name}_{other}danno.pkl").unlink(missing_ok=True)
     except BaseException:
         for writer in writers:
             writer.abort()
@@ -594,10 +626,11 @@ def _write(
     kept: list[_Kept],
     split_of: dict[str, str],
     result: ImportResult,
+    name: str = BENCHMARK,
 ) -> list[PickleListWriter | StagedText]:
     """Every output as a temporary (the caller commits them all or aborts them all)."""
-    bench = out_dir / BENCHMARK
-    pyskl_path = out_dir / f"{BENCHMARK}_{result.dims}danno.pkl"
+    bench = out_dir / name
+    pyskl_path = out_dir / f"{name}_{result.dims}danno.pkl"
     lists = {s: PickleListWriter(bench / f"{s}.pkl") for s in SPLITS}
     writers: list[PickleListWriter | StagedText] = [*lists.values()]
     try:
@@ -610,11 +643,11 @@ def _write(
             both.append(body)
         for writer in lists.values():
             writer.finish()
-        splits = {f"{BENCHMARK}_{s}": [k.name for k in kept if split_of[k.name] == s]
+        splits = {f"{name}_{s}": [k.name for k in kept if split_of[k.name] == s]
                   for s in SPLITS}  # fmt: skip
         both.finish({"split": splits})
         result.outputs = {
-            **{f"{BENCHMARK}/{s}": str(w.final) for s, w in lists.items()},
+            **{f"{name}/{s}": str(w.final) for s, w in lists.items()},
             "pyskl": str(pyskl_path),
             "classes": str(out_dir / CLASSES_FILE),
         }

@@ -4,7 +4,10 @@ Every consumer of "how the body is wired" (the DGCN graph, pre-normalisation, th
 generator, importers, deployment metadata) asks for a :class:`Layout` by name, so a new keypoint
 set is described once, in a small YAML file, and every stage works on it. Built in (one YAML file
 each beside this module): ``ntu25`` (Kinect v2, NTU RGB+D), ``coco17`` (COCO keypoints: HRNet,
-RTMPose, ViTPose, YOLO-pose), ``openpose25`` (OpenPose BODY_25) and ``mediapipe33`` (BlazePose).
+RTMPose, ViTPose, YOLO-pose), ``openpose25`` (OpenPose BODY_25), ``mediapipe33`` (BlazePose),
+``openpose_coco18`` (OpenPose's COCO model; Kinetics-Skeleton), ``halpe26`` (AlphaPose / RTMPose
+Halpe models) and ``kinect_v1_20`` (Kinect v1; NW-UCLA). ``skelact layouts`` lists them
+(:data:`LAYOUT_NOTES`).
 
 A layout file::
 
@@ -37,19 +40,34 @@ from skelact.errors import SkelactError
 
 __all__ = [
     "BUILTIN_LAYOUTS",
+    "LAYOUT_NOTES",
     "NTU25",
     "Alignment",
     "Layout",
     "LayoutError",
     "get_layout",
     "is_builtin",
+    "joint_count_hint",
     "layout_from_dict",
+    "layout_table",
     "layout_to_dict",
     "load_layout",
 ]
 
 _HERE = Path(__file__).resolve().parent
-BUILTIN_LAYOUTS: tuple[str, ...] = ("ntu25", "coco17", "openpose25", "mediapipe33")
+BUILTIN_LAYOUTS: tuple[str, ...] = (
+    "ntu25", "coco17", "openpose25", "mediapipe33", "openpose_coco18", "halpe26", "kinect_v1_20",
+)  # fmt: skip
+#: Per built-in layout: (the coordinates its sources give, who gives it), for ``skelact layouts``.
+LAYOUT_NOTES: dict[str, tuple[str, str]] = {
+    "ntu25": ("3-D (metres) or 2-D", "Kinect v2: NTU RGB+D 60/120"),
+    "coco17": ("2-D", "COCO keypoints: MMPose/RTMPose, YOLO-pose, AlphaPose COCO models"),
+    "openpose25": ("2-D", "OpenPose BODY_25"),
+    "mediapipe33": ("2-D or 3-D", "MediaPipe BlazePose"),
+    "openpose_coco18": ("2-D", "OpenPose COCO model; Kinetics-Skeleton (ST-GCN)"),
+    "halpe26": ("2-D", "Halpe full body: AlphaPose and RTMPose Halpe/Body8 models"),
+    "kinect_v1_20": ("3-D (metres)", "Kinect v1: NW-UCLA"),
+}
 
 
 class LayoutError(SkelactError, ValueError):
@@ -285,6 +303,32 @@ def _alignment(raw: Any, where: str, pair: Any, joint: Any) -> Alignment | None:
         pair(raw["spine"], "align.spine"),
         pair(raw["shoulders"], "align.shoulders"),
     )
+
+
+def joint_count_hint(num_joints: int) -> str:
+    """What to pass as the layout for data with ``num_joints`` joints, for an error message."""
+    names = [n for n in BUILTIN_LAYOUTS if _builtin(n).num_joints == num_joints]
+    if names:
+        return f"use --layout {' or '.join(names)} (data.layout) for {num_joints}-joint data"
+    return f"no built-in layout has {num_joints} joints: give a layout .yaml file with them"
+
+
+def layout_table() -> list[dict[str, Any]]:
+    """Every built-in layout as ``{name, joints, center, dims, source}`` rows, in listing order."""
+    rows = []
+    for name in BUILTIN_LAYOUTS:
+        layout = _builtin(name)
+        dims, source = LAYOUT_NOTES[name]
+        rows.append(
+            {
+                "name": name,
+                "joints": layout.num_joints,
+                "center": layout.joints[layout.center],
+                "dims": dims,
+                "source": source,
+            }
+        )
+    return rows
 
 
 NTU25: Layout = _builtin("ntu25")

@@ -7,7 +7,14 @@ Every reader yields ``Clip`` objects and every writer takes them, so a format br
 * ``csv``: one CSV file per clip (long form ``frame, person, joint, x, y[, z][, score]`` or wide);
 * ``npz``: the CTR-GCN / SGN file (``x_train`` N x T x (M*V*C), one-hot ``y_train``, ``x_test``,
   ``y_test``);
-* ``pyskl``: a PYSKL / MMAction2 1.x pickle (``{'split', 'annotations'}``) or a 0.x list.
+* ``pyskl``: a PYSKL / MMAction2 1.x pickle (``{'split', 'annotations'}``) or a 0.x list;
+* ``mmpose``: MMPose / RTMPose inferencer prediction JSON (per video, or per image in folders);
+* ``yolo``: Ultralytics YOLO-pose ``save_txt`` results (``<video>_<frame>.txt``, normalised);
+* ``alphapose``: AlphaPose results JSON (``idx`` track ids when tracking was on);
+* ``kinetics``: the Kinetics-Skeleton release of ST-GCN (clip JSON + label files; a data set);
+* ``nwucla``: NW-UCLA's ``all_sqe`` JSON files (a data set; cross-view split).
+
+``docs/datasets-and-estimators.md`` names each format's source and what is converted.
 
 A ``Clip`` holds coordinates as read (raw: pixels, metres); normalisation is the importer's job.
 """
@@ -23,7 +30,9 @@ __all__ = ["Clip", "Dropped", "FormatError", "FORMATS"]
 from skelact.errors import SkelactError
 
 #: Names accepted by ``skelact import --from`` and ``skelact synth --format``.
-FORMATS: tuple[str, ...] = ("openpose", "pyskl", "npz", "csv")
+FORMATS: tuple[str, ...] = (
+    "openpose", "pyskl", "npz", "csv", "mmpose", "yolo", "alphapose", "kinetics", "nwucla",
+)  # fmt: skip
 
 
 class FormatError(SkelactError, ValueError):

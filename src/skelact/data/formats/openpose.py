@@ -13,8 +13,9 @@ Each file is ``{"people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...]},
 keys, such as OpenPose's ``version``, ``person_id`` or the face and hand arrays, are ignored). The
 clip is the folder's name; its frames are the files in the order of the frame number in their
 names (the last group of digits), one frame per file. Every person must have as many keypoints
-as the layout has joints, in the layout's order: BODY_25 output is the ``openpose25`` layout; for
-OpenPose's 18-keypoint COCO model give a layout YAML file with those 18 joints. A joint with
+as the layout has joints, in the layout's order: BODY_25 output is the ``openpose25`` layout,
+the 18-keypoint COCO model's (``--model_pose COCO``) is ``openpose_coco18``; a joint-count
+mismatch names the built-in layout of that count. A joint with
 confidence ``c == 0`` (or at exactly (0, 0)) is absent: its coordinates are 0 and its score 0.
 A person whose keypoint list is empty (OpenPose writes that when the body model is off) is no
 detection.
@@ -37,7 +38,7 @@ from skelact.atomic import atomic_write_text
 from skelact.data.formats import Clip, Dropped, FormatError
 from skelact.data.formats.clipfiles import check_for_writing
 from skelact.data.formats.tracks import Detection, match_tracks, present_joints
-from skelact.layouts import Layout
+from skelact.layouts import Layout, joint_count_hint
 
 __all__ = ["read_clips", "write_clips"]
 
@@ -149,7 +150,7 @@ def _read_frame(path: Path, layout: Layout) -> list[Detection]:
         if len(values) // 3 != layout.num_joints:
             raise _ClipProblem(
                 f"{path.name}: {len(values) // 3} keypoints per person; layout {layout.name} "
-                f"has {layout.num_joints}"
+                f"has {layout.num_joints}: {joint_count_hint(len(values) // 3)}"
             )
         triples = values.reshape(-1, 3)
         absent = (triples[:, 2] == 0) | ~np.any(triples[:, :2] != 0, axis=1)

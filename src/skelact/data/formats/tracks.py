@@ -13,7 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Detection", "match_tracks", "motion_energy", "order_by_energy", "present_joints"]
+__all__ = [
+    "Detection",
+    "assemble_tracks",
+    "match_tracks",
+    "motion_energy",
+    "order_by_energy",
+    "present_joints",
+]
 
 #: One person in one frame: coordinates ``(V, C)`` and scores ``(V,)`` (0 where absent).
 Detection = tuple[np.ndarray, np.ndarray]
@@ -94,3 +101,28 @@ def match_tracks(
             keypoint[p, t], score[p, t] = coords, scores
     order = order_by_energy(keypoint, score)
     return keypoint[order], score[order]
+
+
+def assemble_tracks(
+    frames: Sequence[Sequence[tuple[Detection, int | None]]], num_joints: int, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`match_tracks`, but detections may carry the estimator's own track id.
+
+    The ids are used when every detection has one and no frame holds one id twice; otherwise
+    (no tracker ran, or a tracker-less estimator writes the same id for everyone, as AlphaPose
+    writes 0) the people are matched by position. Ids say who is who, not who matters, so the
+    tracks still come out most active first.
+    """
+    ids = [[i for _, i in dets] for dets in frames]
+    usable = all(i is not None for f in ids for i in f) and all(len(set(f)) == len(f) for f in ids)
+    if not usable:
+        return match_tracks([[d for d, _ in dets] for dets in frames], num_joints, channels)
+    order = sorted({i for f in ids for i in f})  # type: ignore[type-var]
+    slot = {track: p for p, track in enumerate(order)}
+    keypoint = np.zeros((len(order), len(frames), num_joints, channels), np.float32)
+    score = np.zeros((len(order), len(frames), num_joints), np.float32)
+    for t, dets in enumerate(frames):
+        for (coords, scores), track in dets:
+            keypoint[slot[track], t], score[slot[track], t] = coords, scores
+    ranked = order_by_energy(keypoint, score)
+    return keypoint[ranked], score[ranked]

@@ -1,4 +1,4 @@
-"""Synthetic data in the outside formats: ``skelact synth --format openpose|csv|npz|pyskl``.
+"""Synthetic data in the outside formats: ``skelact synth --format <an import format>``.
 
 The samples are those of the NTU generator (same classes, subjects, cameras, names and seeds),
 retargeted to the chosen layout (:mod:`~skelact.data.synth.retarget`). In 3-D they stay in
@@ -23,6 +23,15 @@ What is written in ``out_dir``:
 * ``pyskl``: ``synth.pkl`` (``{'split': {'xsub_train', 'xsub_val'}, 'annotations'}``, labels
   action - 1, with ``keypoint_score`` and ``img_shape`` in 2-D);
 
+* ``mmpose``: ``clips/<clip>.json`` (the inferencer's video prediction file), ``yolo``:
+  ``labels/<clip>_<frame>.txt`` (Ultralytics' ``save_txt`` with ``save_conf``, fractions of the
+  1920 x 1080 frame), ``alphapose``: ``clips/<clip>.json`` (results with ``idx`` track ids); all
+  three with passers-by and ``labels.csv``;
+* ``kinetics``: the Kinetics-Skeleton release layout (``kinetics_train/``, ``kinetics_val/`` and
+  their label files; the cross-subject split; up to 5 people per frame, passers-by included);
+* ``nwucla``: ``all_sqe/a<action>_s<subject>_e<sample>_v<camera>.json`` (at most 10 classes, the
+  NTU actions standing in for NW-UCLA's ten; NTU's camera is the view, so view 3 is val);
+
 and ``synth.json``, the manifest. Every clip depends only on (seed, action, sample index), so the
 files are deterministic. One process writes them (``workers`` applies to ``.skeleton`` files).
 """
@@ -41,7 +50,18 @@ import numpy as np
 
 from skelact.atomic import atomic_write_text
 from skelact.data import ntu
-from skelact.data.formats import FORMATS, Clip, npz, openpose, pyskl
+from skelact.data.formats import (
+    FORMATS,
+    Clip,
+    alphapose,
+    kinetics,
+    mmpose,
+    npz,
+    nwucla,
+    openpose,
+    pyskl,
+    yolo,
+)
 from skelact.data.formats import csv as csv_format
 from skelact.data.synth.bodies import Body, generate_sample
 from skelact.data.synth.motions import class_program
@@ -54,14 +74,23 @@ from skelact.data.synth.plan import (
 from skelact.data.synth.retarget import SYNTH_LAYOUTS, dominant_source, retarget
 from skelact.data.synth.stage import SynthResult, SynthSettings, plan_output
 from skelact.data.synth.writer import COLOR_BASELINE, COLOR_CX, COLOR_CY, COLOR_F
-from skelact.layouts import get_layout
+from skelact.layouts import Layout, get_layout
 
 __all__ = ["IMAGE_SHAPE", "FormatSettings", "synth_clip", "write_synthetic"]
 
 #: (height, width) of the colour camera the 2-D coordinates are projected to.
 IMAGE_SHAPE = (1080, 1920)
 LABELS_NAME = "labels.csv"
-_STALE = {"openpose": "*/*_keypoints.json", "csv": "clips/*.csv"}
+_STALE = {"openpose": "*/*_keypoints.json", "csv": "clips/*.csv", "mmpose": "clips/*.json",
+          "yolo": "labels/*.txt", "alphapose": "clips/*.json", "kinetics": "kinetics_*/*.json",
+          "nwucla": f"{nwucla.FOLDER}/*.json"}  # fmt: skip
+#: Formats written with a labels.csv (their files carry no labels).
+_LABELLESS = ("openpose", "csv", "mmpose", "yolo", "alphapose")
+#: Formats with people besides the performers (false detections), as estimators give.
+_PASSERS_BY = ("openpose", "mmpose", "yolo", "alphapose", "kinetics")
+#: Formats of one layout and dimension: (layout, dims).
+_FIXED = {"kinetics": ("openpose_coco18", 2), "nwucla": ("kinect_v1_20", 3)}
+_TWO_D = ("openpose", "yolo", "alphapose")
 
 
 @dataclass(frozen=True)
@@ -81,8 +110,12 @@ class FormatSettings:
             )
         if self.dims not in (2, 3):
             raise SynthError(f"dims must be 2 or 3, got {self.dims}")
-        if self.format == "openpose" and self.dims != 2:
-            raise SynthError("OpenPose JSON holds 2-D keypoints only: use --dims 2")
+        if self.format in _TWO_D and self.dims != 2:
+            raise SynthError(f"{self.format} files hold 2-D keypoints only: use --dims 2")
+        fixed = _FIXED.get(self.format)
+        if fixed is not None and (self.layout, self.dims) != fixed:
+            raise SynthError(f"{self.format} is {fixed[1]}-D layout {fixed[0]}: use --layout "
+                             f"{fixed[0]} --dims {fixed[1]}")  # fmt: skip
 
 
 def _dataset(num_classes: int) -> str:
@@ -91,6 +124,12 @@ def _dataset(num_classes: int) -> str:
 
 def _split(spec: SampleSpec, num_classes: int) -> str:
     return ntu.split_of(ntu.parse_sample_name(spec.name), _dataset(num_classes), "xsub")
+
+
+def _ucla_name(spec: SampleSpec) -> str:
+    """The NW-UCLA file name of a sample: action by class, subject, sample index, camera."""
+    action = list(nwucla.ACTIONS)[spec.action - 1]
+    return nwucla.clip_name(action, spec.subject, spec.index, spec.camera)
 
 
 def _project(
@@ -180,10 +219,17 @@ def write_synthetic(
     specs, out = plan_output(s)
     _clear(out, fmt.format, s.clean)
     layout = get_layout(fmt.layout)
+    if fmt.format == "nwucla" and s.num_classes > len(nwucla.ACTIONS):
+        raise SynthError(
+            f"nwucla has {len(nwucla.ACTIONS)} actions; num_classes is {s.num_classes}"
+        )
 
     def clips() -> Iterator[Clip]:
         for i, spec in enumerate(specs, 1):
-            yield synth_clip(spec, s, fmt, extra_people=fmt.format == "openpose")
+            clip = synth_clip(spec, s, fmt, extra_people=fmt.format in _PASSERS_BY)
+            if fmt.format == "nwucla":
+                clip.name = _ucla_name(spec)
+            yield clip
             if progress:
                 progress(i, len(specs))
 
@@ -197,14 +243,20 @@ def write_synthetic(
         frames = max(npz.DEFAULT_MAX_FRAMES, s.frames_max)
         npz.write_npz(clips(), out / "synth.npz", max_frames=frames, num_classes=s.num_classes)
         written = [out / "synth.npz"]
-    else:
+    elif fmt.format == "pyskl":
         parts = {f"xsub_{p}": [x.name for x in specs if _split(x, s.num_classes) == p]
                  for p in ntu.SPLITS}  # fmt: skip
         pyskl.write_pyskl(clips(), out / "synth.pkl", parts)
         written = [out / "synth.pkl"]
-    if fmt.format in _STALE:
+    else:
+        written = _write_estimator_or_dataset(fmt.format, clips(), out, layout, s.num_classes)
+    if fmt.format in _LABELLESS:
         atomic_write_text(out / LABELS_NAME, _labels_csv(specs, s.num_classes))
     bench = f"{_dataset(s.num_classes)}_xsub"  # the split the clips carry
+    counts = {bench: split_counts(specs)[bench]}
+    if fmt.format == "nwucla":
+        val = sum(x.camera in nwucla.VAL_VIEWS for x in specs)
+        counts = {"nwucla_xview": {"train": len(specs) - val, "val": val}}
     result = SynthResult(
         out_dir=out,
         files_written=len(written),
@@ -212,7 +264,7 @@ def write_synthetic(
         seconds=time.perf_counter() - start,
         num_classes=s.num_classes,
         two_person_actions=list(two_person_actions(s.num_classes)),
-        split_counts={bench: split_counts(specs)[bench]},
+        split_counts=counts,
     )
     names = ntu.action_names(s.num_classes)
     manifest = {
@@ -228,3 +280,24 @@ def write_synthetic(
     }
     atomic_write_text(out / "synth.json", json.dumps(manifest, indent=1) + "\n")
     return result
+
+
+def _write_estimator_or_dataset(
+    fmt: str, clips: Iterator[Clip], out: Path, layout: Layout, num_classes: int
+) -> list[Path]:
+    """Write the clips in one of the formats added for estimators and data sets; the files."""
+    if fmt == "mmpose":
+        mmpose.write_clips(clips, out / "clips", layout)
+        return list((out / "clips").glob("*.json"))
+    if fmt == "alphapose":
+        alphapose.write_clips(clips, out / "clips", layout, with_track_ids=True)
+        return list((out / "clips").glob("*.json"))
+    if fmt == "yolo":
+        yolo.write_clips(clips, out / "labels", layout, IMAGE_SHAPE, save_conf=True)
+        return list((out / "labels").glob("*.txt"))
+    if fmt == "kinetics":
+        names = dict(enumerate(ntu.action_names(num_classes)))
+        kinetics.write_release(clips, out, layout, names)
+        return [*out.glob("kinetics_*/*.json"), *out.glob("kinetics_*_label.json")]
+    nwucla.write_clips(clips, out / nwucla.FOLDER, layout)
+    return list((out / nwucla.FOLDER).glob("*.json"))

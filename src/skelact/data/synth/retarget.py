@@ -5,7 +5,9 @@ Each target joint is a fixed blend of NTU joints plus a small offset in the body
 metres of the rest pose and scaled with the body. So the face keypoints of ``coco17`` hang off
 NTU's head in front of it, ``openpose25``'s neck is NTU's spine-shoulder and its mid-hip the
 spine base, toes and heels sit around NTU's foot and ankle, and ``mediapipe33``'s hand points
-come from NTU's hand, hand tip and thumb. The motion (what the classes differ by) is NTU's, so a
+come from NTU's hand, hand tip and thumb. ``openpose_coco18`` is coco17 plus that neck, ``halpe26``
+adds a head top above NTU's head, the mid-hip and the foot points, and ``kinect_v1_20`` is NTU's
+joints without the v2 additions. The motion (what the classes differ by) is NTU's, so a
 model learns the same classes in every layout.
 
 Offsets are written for the left side; `_both` mirrors a joint to the right side.
@@ -77,6 +79,27 @@ _RULES: dict[str, list[Rule]] = {
         *_both("foot_index", (("left_foot", 1.0),), (0.0, -0.01, 0.04)),
     ],
     "ntu25": [_one(j, ((j, 1.0),)) for j in NTU25.joints],
+    "openpose_coco18": [_NOSE, _one("neck", (("spine_shoulder", 1.0),)), *_EYES, *_EARS, *_LIMBS],
+    "halpe26": [
+        _NOSE,
+        *_EYES,
+        *_EARS,
+        *_LIMBS,
+        _one("head", _HEAD, (0.0, 0.1, 0.0)),
+        _one("neck", (("spine_shoulder", 1.0),)),
+        _one("hip", (("spine_base", 1.0),)),
+        *_both("big_toe", (("left_foot", 1.0),), (0.01, -0.01, 0.04)),
+        *_both("small_toe", (("left_foot", 1.0),), (-0.04, -0.01, 0.02)),
+        *_both("heel", (("left_ankle", 1.0),), (0.0, -0.05, -0.05)),
+    ],
+    # Kinect v1's shoulder centre sits where v2's spine-shoulder does (v2 split off the neck).
+    "kinect_v1_20": [
+        _one("hip_center", (("spine_base", 1.0),)),
+        _one("spine", (("spine_mid", 1.0),)),
+        _one("shoulder_center", (("spine_shoulder", 1.0),)),
+        _one("head", _HEAD),
+        *_same("shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot"),
+    ],
 }
 #: Layouts ``skelact synth --layout`` can write.
 SYNTH_LAYOUTS: tuple[str, ...] = tuple(_RULES)
