@@ -62,3 +62,21 @@ def rig_yaml(name: str = "rig5", extra: tuple[tuple[str, str], ...] = ()) -> str
     lines = [f"name: {name}", f"joints: [{', '.join(joints)}]", "center: chest", "bones:"]
     lines += [f"  - [{joint}, {parent}]" for joint, parent in (*bones, *extra)]
     return "\n".join([*lines, "left_right: [[l_hand, r_hand]]", ""])
+
+
+#: Per model: a short run that clears the bar on this data for seeds 0-2 (Two-Stream: 0-4), not
+#: only for the seed the test uses: batch 8, clip length 32; Ta-CNN starts slowly, so it gets
+#: smaller batches and a lower rate; the Two-Stream CNN at 10 epochs or LR 0.003 ends near chance
+#: for some seeds. Every schedule field is given, so the run does not move when params.yaml's
+#: quick recipe (whose LR steps a command-line ``epochs`` keeps) is re-sized for the demo.
+SHORT_RUN = {
+    "tscnn": {"epochs": 20, "lr": 0.001, "batch_size": 8, "lr_steps": [28, 34, 38],
+              "val_interval": 4},
+    "hcn": {"epochs": 30, "lr": 0.001, "batch_size": 8, "lr_steps": [42, 52, 56],
+            "val_interval": 5},
+    "hcnb": {"epochs": 30, "lr": 0.001, "batch_size": 8, "lr_steps": [20, 23, 24],
+             "val_interval": 2},
+    "tacnn": {"epochs": 40, "lr": 0.0005, "batch_size": 4, "lr_steps": [37, 41, 43],
+              "val_interval": 4},
+    "dgcn": {"epochs": 9, "lr": 0.001, "batch_size": 8, "lr_steps": [10], "val_interval": 3},
+}  # fmt: skip

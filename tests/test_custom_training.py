@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import SHORT_RUN
 from skelact.config import parse_params, train_config
 from skelact.data.importer import ImportSettings, import_data
 from skelact.data.synth.formats import FormatSettings, write_synthetic
@@ -29,22 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 #: NTU actions 1, 7 and 8 of the synthetic set: hand to mouth, an overarm throw, sitting down.
 CLASSES = ("drink water", "throw", "sitting down")
 
-#: Per model: a short run that clears the bar on this data for seeds 0-2 (Two-Stream: 0-4), not
-#: only for the seed the test uses: batch 8, clip length 32; Ta-CNN starts slowly, so it gets
-#: smaller batches and a lower rate; the Two-Stream CNN at 10 epochs or LR 0.003 ends near chance
-#: for some seeds. Every schedule field is given, so the run does not move when params.yaml's
-#: quick recipe (whose LR steps a command-line ``epochs`` keeps) is re-sized for the demo.
-SHORT_RUN = {
-    "tscnn": {"epochs": 20, "lr": 0.001, "batch_size": 8, "lr_steps": [28, 34, 38],
-              "val_interval": 4},
-    "hcn": {"epochs": 30, "lr": 0.001, "batch_size": 8, "lr_steps": [42, 52, 56],
-            "val_interval": 5},
-    "hcnb": {"epochs": 30, "lr": 0.001, "batch_size": 8, "lr_steps": [20, 23, 24],
-             "val_interval": 2},
-    "tacnn": {"epochs": 40, "lr": 0.0005, "batch_size": 4, "lr_steps": [37, 41, 43],
-              "val_interval": 4},
-    "dgcn": {"epochs": 9, "lr": 0.001, "batch_size": 8, "lr_steps": [10], "val_interval": 3},
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
