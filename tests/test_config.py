@@ -117,7 +117,7 @@ def test_scale_steps():
     [
         ({"dataa": {}}, "unknown section(s) ['dataa']; valid sections: ['benchmarks'"),
         ({"data": {"sorce": "ntu60"}}, "data.sorce: unknown key; valid keys: ['dataset',"),
-        ({"data": {"source": "kinetics"}}, "data.source: 'kinetics' is not valid: Input should"),
+        ({"data": {"source": "hmdb51"}}, "data.source: 'hmdb51' is not valid: Input should"),
         ({"data": {"source": "ntu120"}}, "is 'ntu60' but data.source is 'ntu120'"),
         ({"benchmarks": ["xset"]}, "unknown entry 'xset'; valid: ['xsub', 'xview']"),
         ({"models": ["hcn", "resnet"]}, "unknown entry 'resnet'"),
@@ -301,7 +301,7 @@ def test_import_options_come_from_data_and_the_import_section(tmp_path):
         "fmt": "openpose", "src": Path("data/openpose"), "layout": "coco17",
         "labels": Path("labels.csv"), "out_dir": Path("data/prepared"), "split_by": "split",
         "val_fraction": 0.2, "seed": 4, "on_error": "skip", "normalise": "body",
-        "num_persons": 2,
+        "num_persons": 2, "img_shape": None,
     }  # fmt: skip
     assert import_options(params, layout="my_rig.yaml", fmt="csv")["layout"] == "my_rig.yaml"
     given = import_options(None, fmt="npz", src="x.npz", layout="ntu25", out_dir=tmp_path)
@@ -334,8 +334,8 @@ def test_import_options_come_from_data_and_the_import_section(tmp_path):
         ({"import": {"on_error": "ignore"}}, "import.on_error: 'ignore' is not valid"),
         ({"import": {"normalise": "pixels"}}, "import.normalise: 'pixels' is not valid"),
         ({"import": {"num_persons": 0}}, "import.num_persons: 0 is not valid"),
-        ({"import": {"splitby": "x"}}, "import.splitby: unknown key; valid keys: ['normalise', "
-         "'num_persons', 'on_error', 'seed', 'split_by', 'val_fraction']"),
+        ({"import": {"splitby": "x"}}, "import.splitby: unknown key; valid keys: ['img_shape', "
+         "'normalise', 'num_persons', 'on_error', 'seed', 'split_by', 'val_fraction']"),
         ({"train": {"scale_range": [1.1, 0.9]}}, "scale_range [1.1, 0.9] is not a [lo, hi] pair"),
         ({"train": {"scale_range": [0.9, 1.0, 1.1]}}, "is not a [lo, hi] pair with lo <= hi"),
         ({"train": {"scale_range": [0.0, 1.1]}}, "train.scale_range.0: 0.0 is not valid"),

@@ -47,7 +47,8 @@ def test_builtin_layouts_are_trees_with_connected_normalised_graphs(name: str) -
 
 def test_expected_joint_counts() -> None:
     counts = {n: get_layout(n).num_joints for n in BUILTIN_LAYOUTS}
-    assert counts == {"ntu25": 25, "coco17": 17, "openpose25": 25, "mediapipe33": 33}
+    assert counts == {"ntu25": 25, "coco17": 17, "openpose25": 25, "mediapipe33": 33,
+                      "openpose_coco18": 18, "halpe26": 26, "kinect_v1_20": 20}  # fmt: skip
     assert get_layout("openpose25").joints[:2] == ("nose", "neck")
     assert get_layout("coco17").joints[5:7] == ("left_shoulder", "right_shoulder")
 
