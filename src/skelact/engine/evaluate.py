@@ -3,7 +3,8 @@
 The same inference routine (:func:`infer`) serves validation during training, so the numbers a
 run logs and the numbers ``skelact test`` reports on its checkpoint come from one code path.
 Outputs: metrics.json (numbers only: a DVC metrics file), eval_info.json (model, files, run id),
-per_class.csv, confusion.csv, confusion.png, predictions.csv.
+per_class.csv, confusion.csv, confusion.png, predictions.csv, and scores.npz (the raw class
+scores by sample, which ``skelact fuse`` combines across streams).
 
 A checkpoint whose weights are not finite (a diverged run) is refused rather than scored, a
 label outside the model's classes is an error naming the sample, and data of another joint count
@@ -26,13 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from skelact.atomic import atomic_write_text, remove_stale_temps
+from skelact.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 from skelact.engine import metrics as M
 from skelact.engine.checkpointing import read_checkpoint_file
 from skelact.engine.recipes import recipe_for
 from skelact.engine.safety import check_finite_weights
 from skelact.errors import SkelactError
 from skelact.locking import output_lock
+from skelact.models import built_layout
 from skelact.models.checkpoint import build_from_loaded, is_own_checkpoint
 
 
@@ -260,8 +262,10 @@ def write_outputs(
             ("metrics", "metrics.json"), ("info", "eval_info.json"),
             ("per_class", "per_class.csv"), ("confusion", "confusion.csv"),
             ("predictions", "predictions.csv"), ("confusion_png", "confusion.png"),
+            ("scores", "scores.npz"),
         )
     }  # fmt: skip
+    write_scores(files["scores"], logits, labels, names, action)
     atomic_write_text(files["metrics"], json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(
         files["info"],
@@ -288,6 +292,23 @@ def write_outputs(
     title = run_title(str(info.get("model", "")), info.get("benchmark"), info.get("seed"))
     plot_confusion(conf, Path(files["confusion_png"]), title, action)
     return metrics, files
+
+
+def write_scores(
+    path: str | Path, scores: np.ndarray, labels: np.ndarray, names: list[str], classes: list[str]
+) -> None:
+    """``scores.npz``: the raw class scores (float32 N x K, the model's logits) with the sample
+    names, labels and class names -- what anyone needs to fuse streams or re-analyse a run
+    without rerunning it. Plain arrays only: ``np.load(path)`` reads it without pickle."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        scores=np.asarray(scores, dtype=np.float32),
+        labels=np.asarray(labels, dtype=np.int64),
+        names=np.asarray(names, dtype=str),
+        classes=np.asarray(classes, dtype=str),
+    )
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _is_number(value: Any) -> bool:
@@ -331,13 +352,17 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         labels = np.asarray(data.labels)  # from the host copy, before the upload
         if device.type == "cuda":
             data = data.to(device)
-        sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
+        stream = str(train_cfg.get("stream") or "joint")  # foreign checkpoints: joints
+        sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, dims=data.dims,
+                              device=device, stream=stream,
+                              parents=built_layout(model).parents)  # fmt: skip
         logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
         if classes is None:  # no class count recorded: the model's output decides it
             classes = resolve_class_names(logits.shape[1], data=cfg.data, raw_ckpt=raw,
                                           checkpoint=cfg.checkpoint)  # fmt: skip
         info = {
             "model": name,
+            "stream": stream,
             "benchmark": train_cfg.get("benchmark") or guess_benchmark(cfg.data, cfg.split),
             "seed": train_cfg.get("seed"),
             "checkpoint": str(cfg.checkpoint),
