@@ -274,7 +274,7 @@ def collect_runs(
         found = [(p, p.parts[-5], p.parts[-4], p.parts[-3], p.parts[-2])
                  for p in root.glob("*/*/*/seed*/metrics.json")]  # fmt: skip
         found += [(p, p.parts[-4], p.parts[-3], FUSED, p.parts[-2])
-                  for p in fused.glob("*/*/seed*/metrics.json")]  # fmt: skip
+                  for p in (fused / "results").glob("*/*/seed*/metrics.json")]  # fmt: skip
         runs = []
         for path, benchmark, model, stream, seed_dir in sorted(found):
             try:
