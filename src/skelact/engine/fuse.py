@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from skelact.atomic import atomic_write_text, remove_stale_temps
+from skelact.engine.results import softmax as probabilities
+from skelact.engine.results import write_outputs
 from skelact.errors import SkelactError
 from skelact.locking import output_lock
 
@@ -106,12 +108,6 @@ def read_scores(path: str | Path) -> Scores:
     return Scores(str(path), scores, labels.astype(np.int64), names, classes)
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    z = scores.astype(np.float64) - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def fused_scores(
     inputs: Sequence[Scores], weights: Sequence[float], softmax: bool = False
 ) -> tuple[np.ndarray, Scores]:
@@ -148,15 +144,15 @@ def fused_scores(
                 f"{item.path}: sample {item.names[bad]} has label {int(item.labels[bad])}, but "
                 f"{int(first.labels[at][bad])} in {first.path}"
             )
-        part = _softmax(item.scores) if softmax else item.scores.astype(np.float64)
+        part = item.scores.astype(np.float64)
+        if softmax:
+            part = probabilities(part)
         total[at] += w * part
     return total, first
 
 
 def fuse(cfg: FuseConfig) -> FuseResult:
     """Fuse ``cfg.scores`` with ``cfg.weights`` and write the result files into ``cfg.out_dir``."""
-    from skelact.engine.evaluate import write_outputs
-
     t0 = time.perf_counter()
     inputs = [read_scores(p) for p in cfg.scores]
     total, first = fused_scores(inputs, cfg.weights, cfg.softmax)
