@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skelact import yamlfile
 from skelact.data import ntu
-from skelact.data.streams import STREAMS, check_stream
+from skelact.data.streams import check_stream
 from skelact.engine.recipes import RECIPES, REFERENCE_BATCH_SIZE, recipe_for
 from skelact.errors import SkelactError, bounded
 
@@ -433,8 +433,7 @@ class Params(Settings):
     @classmethod
     def _known_streams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if name not in STREAMS:
-                raise ValueError(f"unknown entry {name!r}; valid: {list(STREAMS)}")
+            check_stream(name)
         return value
 
     @model_validator(mode="after")

@@ -91,7 +91,7 @@ class WithStream(torch.nn.Module):
 def _class_names(raw: dict, num_classes: int, layout: str, path: Path) -> tuple[str, ...]:
     """The checkpoint's recorded class names, else NTU's action names for an ``ntu25`` model,
     else ``class <i>``: NTU's names on another data set's classes would be silently wrong."""
-    from skelact.engine.evaluate import class_names
+    from skelact.engine.results import class_names
 
     recorded = raw.get(CLASS_NAMES_KEY)
     if recorded is not None:

@@ -27,7 +27,7 @@ import torch
 from skelact.atomic import remove_stale_temps
 from skelact.engine.checkpointing import read_checkpoint_file
 from skelact.engine.recipes import recipe_for
-from skelact.engine.results import class_names, softmax, write_outputs  # noqa: F401
+from skelact.engine.results import class_names, write_outputs
 from skelact.engine.safety import check_finite_weights
 from skelact.errors import SkelactError
 from skelact.locking import output_lock

@@ -232,7 +232,7 @@ def setup(
     from skelact.data.annotations import DEFAULT_LAYOUT
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
-    from skelact.models import build_model
+    from skelact.models import build_model, built_layout
     from skelact.models.tuning import keep_training_memory, tune_memory_format
 
     t_start = time.perf_counter()
@@ -288,7 +288,7 @@ def setup(
         log(f"weight layout: {memory_format}")
     lr = effective_lr(cfg)
     optimizer = build_optimizer(model, cfg, lr)
-    stream = {"stream": cfg.stream, "parents": layout_parents(layout)}
+    stream = {"stream": cfg.stream, "parents": built_layout(model).parents}
     run = Run(
         cfg=cfg, env=env, device=device, out_dir=out_dir, log=log,
         benchmark=cfg.benchmark or guess_benchmark(cfg.train_path, cfg.train_split),
@@ -374,14 +374,6 @@ def model_layout(data: Any, layout_file: str | None) -> Any:
             f"samples of {data.source} are {data.layout!r} with V = {data.num_joints}"
         )
     return layout
-
-
-def layout_parents(layout: Any) -> tuple[int, ...]:
-    """The parent joint of every joint of ``layout`` (a built-in name or a `Layout`): what the
-    bone streams subtract."""
-    from skelact.layouts import get_layout
-
-    return (get_layout(layout) if isinstance(layout, str) else layout).parents
 
 
 def check_same_data(train_set: Any, val_set: Any) -> None:
