@@ -158,3 +158,21 @@ def test_graph_needs_the_layouts_joint_count_and_a_known_wiring(model: str) -> N
         build_model(model, layout="coco17", num_joints=25)
     with pytest.raises(ModelError, match="graph='mmaction' is not one of pyskl, layout"):
         build_model(model, graph="mmaction")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_onnx_export_parity_and_streaming(model: str, tmp_path: Path, reference_dir: Path) -> None:
+    """The PYSKL-layout checkpoint exports with ONNX Runtime parity < 1e-4 and streams."""
+    from skelact.deploy.export import export_onnx
+    from skelact.deploy.runtime import OnnxModel
+    from skelact.deploy.stream import skeleton_frames, stream
+
+    ckpt = _pyskl_checkpoint(model, BASE_CASE, tmp_path / "j.pth")
+    built = build_from_checkpoint(ckpt, name=model)
+    own = export_mmaction_checkpoint(built, tmp_path / "named.pth")  # carries the model name
+    result = export_onnx(own, tmp_path / "model.onnx")
+    assert result.parity_rel_error < 1e-4
+    raw = reference_dir / "ntu_prep" / "raw" / "S001C001P001R001A001.skeleton"
+    windows = list(stream(skeleton_frames(raw), OnnxModel(tmp_path / "model.onnx"),
+                          window=40, stride=40, top_k_classes=3))  # fmt: skip
+    assert windows and all(len(w.top) == 3 for w in windows)
