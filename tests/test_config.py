@@ -250,8 +250,10 @@ def test_layout_helper_and_experiment_names():
     )
     assert params.mode == "paper" and params.benchmarks == ("xsub", "xset")
     assert experiment_name(params, "xset") == "skelact/ntu120-xset"
-    assert stage_dir("runs", "xsub", "hcn", 3) == Path("runs/xsub/hcn/seed3")
-    assert stage_dir("eval", "xsub", "hcn", 3, root="/p") == Path("/p/eval/xsub/hcn/seed3")
+    assert stage_dir("runs", "xsub", "hcn", "joint", 3) == Path("runs/xsub/hcn/joint/seed3")
+    assert stage_dir("eval", "xsub", "hcn", "bone", 3, root="/p") == Path(
+        "/p/eval/xsub/hcn/bone/seed3"
+    )
 
 
 def test_train_config_round_trips_and_rejects_unknown_keys():

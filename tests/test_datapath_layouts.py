@@ -14,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import cpu_and_cuda_batches
+from helpers import cpu_and_cuda_batches, make_pickles, make_samples
 from skelact.cli import app
 from skelact.data.annotations import load_annotations
 from skelact.data.dataset import SkeletonSet
@@ -29,7 +29,6 @@ from skelact.engine.recipes import TrainConfig
 from skelact.engine.safety import TrainingError
 from skelact.engine.train import train
 from skelact.layouts import get_layout
-from test_engine_support import make_pickles, make_samples
 
 
 def make_2d(layout: str, num: int, num_classes: int = 3, seed: int = 0, *, scores: bool = True,

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import dead_pid
+from helpers import dead_pid, make_pickles
 from skelact.engine.evaluate import EvalConfig, evaluate
 from skelact.engine.predict import predict_file
 from skelact.engine.recipes import TrainConfig
 from skelact.engine.train import train
-from test_engine_support import make_pickles
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +256,8 @@ def test_predict_refuses_a_folder_and_a_file_without_bodies(trained, tmp_path, r
 
 
 def test_labels_outside_the_model_classes_name_the_sample(trained, tmp_path):
+    from helpers import make_samples
     from skelact.engine.evaluate import EvaluationError
-    from test_engine_support import make_samples
 
     root, data, out, _, _ = trained
     samples = make_samples(3, 4, seed=5)

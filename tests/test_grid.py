@@ -127,10 +127,11 @@ def test_dry_run_prints_the_scripts_and_submits_nothing(tmp_path):
     assert "#SBATCH --requeue" in out and "#SBATCH --partition=gpu" in out
     assert "#SBATCH --time=00:10:00" in out and "#SBATCH --cpus-per-task=4" in out
     assert "--dependency=afterany:<array job>" in out and "-m skelact.grid finish" in out
-    for item in ("tscnn-xsub-0", "tscnn-xsub-1", "hcn-xsub-0", "hcn-xsub-1"):
+    items = ("tscnn-xsub-joint-0", "tscnn-xsub-joint-1", "hcn-xsub-joint-0", "hcn-xsub-joint-1")
+    for item in items:
         assert f"train@{item}" in out and f"evaluate@{item}" in out
     assert "torchrun --standalone --nproc-per-node 2 -m skelact train --model hcn" in out
-    assert "skelact test --checkpoint runs/xsub/hcn/seed1/best.pt" in out  # the exact dvc cmd
+    assert "skelact test --checkpoint runs/xsub/hcn/joint/seed1/best.pt" in out  # the exact dvc cmd
     assert "nothing submitted (--dry-run)" in out
     assert not (root / "grid").exists() and not (root / "data" / "prepared").exists()
 
@@ -179,8 +180,9 @@ def test_grid_runs_as_one_array_and_leaves_dvc_clean(grid2x2):
     ]
     for model in ("tscnn", "hcn"):
         for seed in (0, 1):
-            assert (root / "runs" / "xsub" / model / f"seed{seed}" / "best.pt").is_file()
-            assert (root / "eval" / "xsub" / model / f"seed{seed}" / "metrics.json").is_file()
+            run = f"xsub/{model}/joint/seed{seed}"
+            assert (root / "runs" / run / "best.pt").is_file()
+            assert (root / "eval" / run / "metrics.json").is_file()
     report = json.loads((root / "reports" / "results.json").read_text())
     assert [row["seeds"] for row in report["rows"]] == [[0, 1], [0, 1]]
     assert "Data and pipelines are up to date." in _dvc(root, "status")
@@ -197,24 +199,26 @@ def test_second_grid_submits_nothing(grid2x2):
 def test_failed_element_is_listed_and_only_it_is_resubmitted(grid2x2):
     root = grid2x2["root"]
     _set_params(root, lambda p: p["model"].update(hcn={"lr": 0.002}))  # both hcn items stale
-    blocked = root / "runs" / "xsub" / "hcn" / "seed1"
+    blocked = root / "runs" / "xsub" / "hcn" / "joint" / "seed1"
     shutil.rmtree(blocked)
     blocked.write_text("not a folder")  # hcn seed 1 cannot write its outputs: it fails
     out = _grid(root, "--wait", check=False)
     assert re.search(r"submitted array job \d+: 2 element\(s\)", out), out
     array = json.loads((_newest_grid(root) / "plan.json").read_text())["array_job"]
     assert "2 stage(s) finished and recorded, 2 failed; downstream: skipped" in out
-    failed = re.search(rf"FAILED train@hcn-xsub-1  job ({array}_\d)  \(exit 1\)  log (\S+)", out)
+    failed = re.search(
+        rf"FAILED train@hcn-xsub-joint-1  job ({array}_\d)  \(exit 1\)  log (\S+)", out
+    )
     assert failed, out
     assert Path(failed.group(2)).is_file() and failed.group(1) in failed.group(2)
-    assert re.search(r"FAILED evaluate@hcn-xsub-1  job \S+  \(never ran\)", out), out
+    assert re.search(r"FAILED evaluate@hcn-xsub-joint-1  job \S+  \(never ran\)", out), out
     status = _dvc(root, "status")
-    assert "train@hcn-xsub-1" in status and "train@hcn-xsub-0" not in status
-    assert "FAILED train@hcn-xsub-1" in _grid(root, "--status")
+    assert "train@hcn-xsub-joint-1" in status and "train@hcn-xsub-joint-0" not in status
+    assert "FAILED train@hcn-xsub-joint-1" in _grid(root, "--status")
 
     blocked.unlink()
     out = _grid(root, "--wait")
-    assert "previous grid: " in out and "FAILED train@hcn-xsub-1" in out
+    assert "previous grid: " in out and "FAILED train@hcn-xsub-joint-1" in out
     assert re.search(r"submitted array job \d+: 1 element\(s\)", out), out
     assert "2 stage(s) finished and recorded, 0 failed; downstream: ran" in out
     assert "Data and pipelines are up to date." in _dvc(root, "status")
@@ -236,7 +240,7 @@ def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm
     out = _grid(root)
     array = re.search(r"submitted array job (\d+)", out).group(1)
     finish_job = re.search(r"submitted finishing job (\d+)", out).group(1)
-    run_dir = root / "runs" / "xsub" / "tscnn" / "seed0"
+    run_dir = root / "runs" / "xsub" / "tscnn" / "joint" / "seed0"
     log_path = _newest_grid(root) / "logs" / f"{array}_0.out"
     busy = _grid(root, check=False)  # a second grid now would submit the same stages again
     assert "grid still queued or running" in busy and "submitted" not in busy
@@ -267,7 +271,7 @@ def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm
         json.loads(line) for line in (grid_dir / "status" / "0.jsonl").read_text().splitlines()
     ]
     assert [(s["stage"], s["rc"], s["restarts"]) for s in status] == [
-        ("train@tscnn-xsub-0", 0, 2), ("evaluate@tscnn-xsub-0", 0, 2)
+        ("train@tscnn-xsub-joint-0", 0, 2), ("evaluate@tscnn-xsub-joint-0", 0, 2)
     ]  # fmt: skip
     log = log_path.read_text()
     assert "(attempt 1)" in log and "(attempt 2)" in log and "(attempt 3)" in log
@@ -276,7 +280,7 @@ def test_requeued_element_resumes_with_the_metrics_of_an_uninterrupted_run(slurm
     assert "Data and pipelines are up to date." in _dvc(root, "status")
 
     # The same command, uninterrupted, in another folder: same history, same final metrics.
-    cmd = re.search(r"== train@tscnn-xsub-0 \(attempt 1\): (.*)", log).group(1)
+    cmd = re.search(r"== train@tscnn-xsub-joint-0 \(attempt 1\): (.*)", log).group(1)
     reference = tmp_path / "uninterrupted"
     _run(cmd.replace(str(run_dir.relative_to(root)), str(reference)).split(), root)
     resumed = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,14 +84,16 @@ def _dvc(project, *args) -> str:
 
 
 def test_first_repro_runs_every_stage(project):
-    expected = {"synth", "preprocess", "report"}
-    expected |= {f"{stage}@{m}-xsub-0" for stage in ("train", "evaluate", "export") for m in MODELS}
+    expected = {"synth", "preprocess", "fuse", "report"}
+    expected |= {f"{stage}@{m}-xsub-joint-0" for stage in ("train", "evaluate", "export")
+                 for m in MODELS}  # fmt: skip
     assert _ran(project["first"]) == expected
     root = project["root"]
+    assert json.loads((root / "fused" / "metrics.json").read_text()) == {}, "one stream"
     for model in MODELS:
-        assert (root / "runs" / "xsub" / model / "seed0" / "best.pt").is_file()
+        assert (root / "runs" / "xsub" / model / "joint" / "seed0" / "best.pt").is_file()
         metrics = json.loads(
-            (root / "eval" / "xsub" / model / "seed0" / "metrics.json").read_text()
+            (root / "eval" / "xsub" / model / "joint" / "seed0" / "metrics.json").read_text()
         )
         assert metrics["num_samples"] > 0 and 0.0 <= metrics["top1"] <= 1.0
     print(f"first dvc repro: {project['seconds']:.1f} s")
@@ -103,7 +106,7 @@ def test_report_matches_the_evaluations(project):
     assert [row["model"] for row in report["rows"]] == MODELS
     for row in report["rows"]:
         metrics = json.loads(
-            (root / "eval" / "xsub" / row["model"] / "seed0" / "metrics.json").read_text()
+            (root / "eval" / "xsub" / row["model"] / "joint" / "seed0" / "metrics.json").read_text()
         )
         assert row["top1"] == [pytest.approx(100 * metrics["top1"], abs=1e-3)]
         assert row["top1_std"] == 0.0 and row["params"] > 0 and row["gflops"] > 0
@@ -111,7 +114,7 @@ def test_report_matches_the_evaluations(project):
     assert "| HCN |" in (root / "reports" / "results.md").read_text()
     assert (root / "reports" / "accuracy_vs_gflops.png").stat().st_size > 1000
     shown = _dvc(project, "metrics", "show")
-    assert "eval/xsub/hcn/seed0/metrics.json" in shown and "top1" in shown
+    assert "eval/xsub/hcn/joint/seed0/metrics.json" in shown and "top1" in shown
 
 
 def test_mlflow_runs_hold_params_metrics_artifacts(project):
@@ -129,8 +132,8 @@ def test_mlflow_runs_hold_params_metrics_artifacts(project):
         assert run.info.status == "FINISHED"
         assert run.info.run_name == f"{model}-xsub-seed0"
         tags = run.data.tags
-        assert tags["dvc.stage"] == f"train@{model}-xsub-0"
-        assert tags["eval.dvc.stage"] == f"evaluate@{model}-xsub-0"
+        assert tags["dvc.stage"] == f"train@{model}-xsub-joint-0"
+        assert tags["eval.dvc.stage"] == f"evaluate@{model}-xsub-joint-0"
         assert tags["seed"] == "0" and tags["benchmark"] == "xsub" and "git.commit" in tags
         assert tags["torch.version"]
         assert run.data.params["epochs"] == "2" and run.data.params["model"] == model
@@ -160,12 +163,14 @@ def test_one_model_parameter_reruns_only_that_model(project):
     params["model"]["hcn"] = {"lr": 0.003}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = _dvc(project, "status")
-    assert "train@hcn-xsub-0" in status and "model.hcn" in status
+    assert "train@hcn-xsub-joint-0" in status and "model.hcn" in status
     assert "tscnn" not in status and "preprocess" not in status
     output = _dvc(project, "repro")
-    hcn = {f"{stage}@hcn-xsub-0" for stage in ("train", "evaluate", "export")}
-    assert _ran(output) == hcn | {"report"}
-    config = json.loads((root / "runs" / "xsub" / "hcn" / "seed0" / "config.json").read_text())
+    hcn = {f"{stage}@hcn-xsub-joint-0" for stage in ("train", "evaluate", "export")}
+    assert _ran(output) == hcn | {"fuse", "report"}
+    config = json.loads(
+        (root / "runs" / "xsub" / "hcn" / "joint" / "seed0" / "config.json").read_text()
+    )
     assert config["config"]["lr"] == 0.003
     assert "Data and pipelines are up to date." in _dvc(project, "status")
 
@@ -192,10 +197,11 @@ def test_plots_name_model_benchmark_and_seed(project):
         for out in stage.outs:
             if not out.plot or not isinstance(out.plot, dict):
                 continue
-            model, benchmark, seed = name.split("@", 1)[1].split("-")
+            model, benchmark, stream, seed = name.split("@", 1)[1].split("-")
             title = out.plot["title"]
             assert model in title and benchmark in title and f"seed {seed}" in title, title
-    val = (root / "runs" / "xsub" / "hcn" / "seed0" / "val_history.csv").read_text()
+            assert stream in title, title
+    val = (root / "runs" / "xsub" / "hcn" / "joint" / "seed0" / "val_history.csv").read_text()
     assert "epoch,val_top1" in val.splitlines()[0]
     assert all(row.split(",")[1] for row in val.splitlines()[1:]), "only validated epochs"
 
@@ -205,16 +211,19 @@ def test_plots_name_model_benchmark_and_seed(project):
 #: The README's one command that tries custom data without any data of one's own.
 DEMO = ["-S", "data.source=custom", "-S", "data.format=openpose", "-S", "data.layout=coco17",
         "-S", "benchmarks=[custom]"]  # fmt: skip
+#: Two streams in the same experiment: every model trained on joints and on bones, then fused.
+STREAMS = ["-S", "streams=[joint,bone]"]
 
 
 @pytest.fixture(scope="module")
 def custom(project):
     """The project switched to ``data.source: custom`` by ``dvc exp run``: synth writes coco17
     OpenPose JSON and the preprocess stage imports it; train, evaluate, export and report run
-    unchanged on the ``custom`` benchmark."""
+    unchanged on the ``custom`` benchmark, for the joint and the bone stream, which the fuse
+    stage then combines."""
     stages_before = _code_deps(_stages(project["root"]))
     output = _run(
-        [sys.executable, "-m", "dvc", "exp", "run", *DEMO],
+        [sys.executable, "-m", "dvc", "exp", "run", *DEMO, *STREAMS],
         project["root"],
         project["env"],
         timeout=1500,
@@ -224,8 +233,9 @@ def custom(project):
 
 def test_custom_data_runs_through_the_same_pipeline(project, custom):
     root = project["root"]
-    expected = {"synth", "preprocess", "report"}
-    expected |= {f"{s}@{m}-custom-0" for s in ("train", "evaluate", "export") for m in MODELS}
+    expected = {"synth", "preprocess", "fuse", "report"}
+    expected |= {f"{s}@{m}-custom-{st}-0" for s in ("train", "evaluate", "export") for m in MODELS
+                 for st in ("joint", "bone")}  # fmt: skip
     assert _ran(custom["output"]) == expected
     assert (root / "data" / "synth" / "labels.csv").is_file()
     imported = json.loads((root / "data" / "prepared" / "import_report.json").read_text())
@@ -234,13 +244,30 @@ def test_custom_data_runs_through_the_same_pipeline(project, custom):
     classes = (root / "data" / "prepared" / "custom" / "classes.txt").read_text().splitlines()
     report = json.loads((root / "reports" / "results.json").read_text())
     assert report["source"] == "custom"
-    assert [row["model"] for row in report["rows"]] == MODELS
+    assert [(r["model"], r["stream"]) for r in report["rows"]] == [
+        (m, s) for m in MODELS for s in ("joint", "bone", "fused")
+    ]
     assert all(not row.get("published") for row in report["rows"]), "no NTU columns"
+    fused = json.loads((root / "fused" / "metrics.json").read_text())
+    assert sorted(fused) == sorted(f"custom/{m}/seed0" for m in MODELS)
+    for model in MODELS:  # the fusion is CTR-GCN's 0.6 joint + 0.6 bone on the raw scores
+        joint, bone = (np.load(root / "eval" / "custom" / model / s / "seed0" / "scores.npz")
+                       for s in ("joint", "bone"))  # fmt: skip
+        out = root / "fused" / "results" / "custom" / model / "seed0"
+        assert list(joint["names"]) == list(bone["names"])
+        np.testing.assert_allclose(np.load(out / "scores.npz")["scores"],
+                                   0.6 * joint["scores"] + 0.6 * bone["scores"],
+                                   rtol=1e-5)  # fmt: skip
+        top1 = float(((joint["scores"] + bone["scores"]).argmax(1) == joint["labels"]).mean())
+        assert fused[f"custom/{model}/seed0"]["top1"] == pytest.approx(top1)
     # params and GFLOPs are counted on the model's own input: 2-D coco17, C x T x V x M
     assert {(r["input_shape"][1], r["input_shape"][3]) for r in report["rows"]} == {(2, 17)}
-    per_class = (root / "eval" / "custom" / "hcn" / "seed0" / "per_class.csv").read_text()
+    per_class = (root / "eval" / "custom" / "hcn" / "bone" / "seed0" / "per_class.csv").read_text()
     assert classes[0] in per_class.splitlines()[1], "evaluation names the imported classes"
-    info = json.loads((root / "runs" / "custom" / "dgcn" / "seed0" / "config.json").read_text())
+    info = json.loads(
+        (root / "runs" / "custom" / "dgcn" / "bone" / "seed0" / "config.json").read_text()
+    )
+    assert info["config"]["stream"] == "bone"
     assert (info["layout"], info["dims"], info["num_classes"]) == ("coco17", 2, len(classes))
 
 

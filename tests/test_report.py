@@ -26,8 +26,12 @@ COMPLEXITY = {
 }
 
 
-def _metrics(root, benchmark, model, seed, top1, **extra):
-    folder = root / "eval" / benchmark / model / f"seed{seed}"
+def _metrics(root, benchmark, model, seed, top1, stream="joint", **extra):
+    folder = (
+        root / "fused" / "results" / benchmark / model / f"seed{seed}"
+        if stream == "fused"
+        else root / "eval" / benchmark / model / stream / f"seed{seed}"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"top1": top1, "top5": 0.99, "mean_class_accuracy": top1 - 0.01, "num_samples": 100,
                "num_classes": 60, **extra}  # fmt: skip
@@ -65,11 +69,11 @@ def test_report_rows_markdown_json_and_chart(tmp_path):
     for seed, top1 in enumerate([0.8669, 0.8589, 0.8617, 0.8663, 0.8709]):
         _metrics(tmp_path, "xsub", "hcn", seed, top1)
     _metrics(tmp_path, "xsub", "dgcn", 0, 0.9)
-    summary = tmp_path / "runs" / "xsub" / "hcn" / "seed0"
+    summary = tmp_path / "runs" / "xsub" / "hcn" / "joint" / "seed0"
     summary.mkdir(parents=True)
     (summary / "summary.json").write_text(json.dumps({"seconds": 12.5}))
     runs = collect_runs(tmp_path / "eval", models=["hcn", "dgcn"], benchmarks=["xsub"],
-                        seeds=[0, 1, 2, 3, 4][:1])  # fmt: skip
+                        seeds=[0, 1, 2, 3, 4][:1], streams=["joint"])  # fmt: skip
     assert [(r.model, r.seed, r.train_seconds) for r in runs] == [
         ("hcn", 0, 12.5),
         ("dgcn", 0, None),
@@ -86,8 +90,8 @@ def test_report_rows_markdown_json_and_chart(tmp_path):
     assert dgcn["top1"] == [90.0] and dgcn["top1_std"] == 0.0
 
     text = render_markdown(report)
-    assert re.search(r"\| HCN \| s0: 86\.69, .* \| 86\.49 \+- 0\.42 \| 99\.00 \| 1\.047 \| 0\.1964 "
-                     r"\| 86\.49 \+- 0\.42 \| 86\.5 \|", text)  # fmt: skip
+    assert re.search(r"\| HCN \| joint \| s0: 86\.69, .* \| 86\.49 \+- 0\.42 \| 99\.00 \| "
+                     r"1\.047 \| 0\.1964 \| 86\.49 \+- 0\.42 \| 86\.5 \|", text)  # fmt: skip
     assert "GMACs" in text and "mmcv/ptflops" in text
 
     result = make_report(eval_root=tmp_path / "eval", out_dir=tmp_path / "reports", source="ntu60")
@@ -104,15 +108,37 @@ def test_report_rows_markdown_json_and_chart(tmp_path):
 def test_missing_or_bad_results_are_clear_errors(tmp_path):
     _metrics(tmp_path, "xsub", "hcn", 0, 0.5)
     with pytest.raises(ReportError, match=r"seed1/metrics.json: no evaluation result for hcn/xsub"):
-        collect_runs(tmp_path / "eval", models=["hcn"], benchmarks=["xsub"], seeds=[0, 1])
+        collect_runs(tmp_path / "eval", models=["hcn"], benchmarks=["xsub"], seeds=[0, 1],
+                     streams=["joint"])  # fmt: skip
     _metrics(tmp_path, "xsub", "hcn", 2, 85.0)
     with pytest.raises(ReportError, match=r"seed2/metrics.json: top1 = 85.0 is not a fraction"):
         collect_runs(tmp_path / "eval")
-    (tmp_path / "eval" / "xsub" / "hcn" / "seed2" / "metrics.json").write_text("{oops")
+    (tmp_path / "eval" / "xsub" / "hcn" / "joint" / "seed2" / "metrics.json").write_text("{oops")
     with pytest.raises(ReportError, match="not valid JSON"):
         collect_runs(tmp_path / "eval")
     with pytest.raises(ReportError, match="no evaluated runs found"):
         collect_runs(tmp_path / "nothing")
+
+
+def test_streams_and_their_fusion_are_rows_of_their_own(tmp_path):
+    """Each stream is a row; the fusion row counts every stream model's params; only the joint
+    stream carries SkelAct's (joint-only) published figures; a missing fusion is an error."""
+    for stream, top1 in (("joint", 0.80), ("bone", 0.82), ("fused", 0.86)):
+        _metrics(tmp_path, "xsub", "hcn", 0, top1, stream=stream)
+    matrix = {"models": ["hcn"], "benchmarks": ["xsub"], "seeds": [0]}
+    runs = collect_runs(tmp_path / "eval", **matrix, streams=["joint", "bone"])
+    assert [(r.stream, r.top1) for r in runs] == [("joint", 80.0), ("bone", 82.0), ("fused", 86.0)]
+    report = build_report(runs, source="ntu60", complexity=COMPLEXITY)
+    joint, bone, fused = report["rows"]
+    assert joint["published"]["mean"] == 86.49 and bone["published"] is None
+    assert fused["published"] is None and fused["params"] == 2 * 1_047_036
+    text = render_markdown(report)
+    assert "| HCN | bone | s0: 82.00 |" in text and "| HCN | fused | s0: 86.00 |" in text
+    assert "weighted sum" in text
+    assert [r.stream for r in collect_runs(tmp_path / "eval")] == ["joint", "bone", "fused"]
+    (tmp_path / "fused" / "results" / "xsub" / "hcn" / "seed0" / "metrics.json").unlink()
+    with pytest.raises(ReportError, match="no evaluation result for hcn/xsub/fused/seed 0"):
+        collect_runs(tmp_path / "eval", **matrix, streams=["joint", "bone"])
 
 
 def test_run_plots_name_the_run_and_label_classes():

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import make_pickles
 from skelact.engine.recipes import TrainConfig
 from skelact.engine.safety import TrainingError
 from skelact.engine.train import RUN_FILES, TIMING_KEYS, train
-from test_engine_support import make_pickles
 
 SUMMARY_TIMING = ("seconds",)
 

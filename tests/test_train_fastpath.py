@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import make_pickles
 from skelact.data.dataset import SkeletonSet
 from skelact.data.transforms import ClipSampler
 from skelact.engine import distributed as D
@@ -18,7 +19,6 @@ from skelact.engine.recipes import TrainConfig, resolve_config
 from skelact.engine.safety import TrainingError
 from skelact.engine.train import fp32_precision, plan_epoch, setup, train
 from skelact.layouts import NTU25
-from test_engine_support import make_pickles
 
 NUM_JOINTS = NTU25.num_joints
 

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import dead_pid
+from helpers import dead_pid, make_pickles
 from skelact.data.dataset import DatasetError
 from skelact.engine.safety import NonFiniteError, check_finite_weights
 from skelact.engine.train import train
 from skelact.errors import OutputBusyError
 from skelact.locking import LOCK_NAME
-from test_engine_support import make_pickles
 from test_train import assert_same_weights, base_config, records, summary
 
 # What the CLI does with an interrupted run (exit 128 + signal number, like a shell).

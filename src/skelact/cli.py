@@ -364,6 +364,9 @@ def train_cmd(
     val_path: Path = typer.Option(..., "--val", help="Validation pickle."),
     out_dir: Path = typer.Option(..., help="Checkpoints, logs and metrics go here."),
     seed: int = typer.Option(0, help="Run seed."),
+    stream: str | None = typer.Option(
+        None, help="Input stream: joint, bone, joint_motion or bone_motion [joint]."
+    ),
     epochs: int | None = typer.Option(None, help="[recipe]"),
     batch_size: int | None = typer.Option(None, help="Global batch over all ranks [64]."),
     lr: float | None = typer.Option(None, help="LR at the reference batch of 64 [recipe]."),
@@ -405,7 +408,7 @@ def train_cmd(
     config = train_config(
         model, settings, benchmark or guess_benchmark(str(train_path), train_split),
         train_path=str(train_path), val_path=str(val_path), out_dir=str(out_dir), seed=seed,
-        epochs=epochs, batch_size=batch_size, lr=lr, scale_lr=scale_lr,
+        stream=stream, epochs=epochs, batch_size=batch_size, lr=lr, scale_lr=scale_lr,
         weight_decay=weight_decay, optimizer=optimizer, clip_len=clip_len,
         val_interval=val_interval, val_batch_size=val_batch_size, num_classes=num_classes,
         model_options=parse_model_options(model_option), train_split=train_split,
@@ -538,8 +541,11 @@ def report_cmd(
         help="params.yaml: report exactly its models x benchmarks x seeds (a "
         "missing one is an error). Without it, every run found under --eval-dir is reported.",
     ),  # fmt: skip
-    eval_dir: Path = typer.Option(Path("eval"), help="Results: <benchmark>/<model>/seed<N>/."),
+    eval_dir: Path = typer.Option(
+        Path("eval"), help="Results: <benchmark>/<model>/<stream>/seed<N>/."
+    ),
     runs_dir: Path = typer.Option(Path("runs"), help="Training outputs (for training times)."),
+    fused_dir: Path = typer.Option(Path("fused"), help="Fusions: <benchmark>/<model>/seed<N>/."),
     out_dir: Path | None = typer.Option(None, help="results.md/.json, chart [report.out_dir]."),
     source: str | None = typer.Option(None, help="Data source named [data.source]."),
 ) -> None:
@@ -548,13 +554,73 @@ def report_cmd(
     from skelact.report import make_report
 
     options = report_options(_params(params), out_dir=out_dir, source=source)
-    result = make_report(eval_root=eval_dir, runs_root=runs_dir, **options)
+    result = make_report(eval_root=eval_dir, runs_root=runs_dir, fused_root=fused_dir, **options)
     for row in result.rows:
         typer.echo(
-            f"{row['benchmark']:6s} {row['model']:6s} top-1 {row['top1_mean']:6.2f} +- "
+            f"{row['benchmark']:6s} {row['model']:6s} {row['stream']:12s} top-1 "
+            f"{row['top1_mean']:6.2f} +- "
             f"{row['top1_std']:.2f} over {len(row['seeds'])} seed(s)"
         )
     typer.echo(f"wrote {result.markdown}, {result.json}, {result.chart}")
+
+
+@app.command("fuse")
+def fuse_cmd(
+    scores: list[Path] | None = typer.Option(
+        None, "--scores", help="A scores.npz of `skelact test` (repeat: one per stream)."
+    ),
+    weights: list[float] | None = typer.Option(
+        None, "--weights", help="One weight per --scores, in order (repeat)."
+    ),
+    softmax: bool | None = typer.Option(
+        None, "--softmax/--raw", help="Fuse class probabilities, not raw scores [fuse.softmax]."
+    ),
+    out_dir: Path | None = typer.Option(None, help="Where the fused results go."),
+    params: Path | None = typer.Option(
+        None, "--params", help="params.yaml: fuse every model's `streams` with `fuse.weights`."
+    ),
+    eval_dir: Path = typer.Option(
+        Path("eval"), help="With --params: <benchmark>/<model>/<stream>/seed<N>/scores.npz."
+    ),
+    track: bool | None = typer.Option(None, help="Log to MLflow [tracking.enabled]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fuse streams: the weighted sum of class scores, with top-1/top-5/confusion like `test`."""
+    from skelact.config import ConfigError, fuse_plan
+    from skelact.engine.fuse import FuseConfig, fuse
+
+    settings = _params(params)
+    if settings is not None:
+        if scores or weights:
+            raise ConfigError("--params fuses the pipeline's streams: give no --scores/--weights")
+        root = out_dir or Path("fused")
+        plan = fuse_plan(settings, eval_dir, root)
+        (root / "results").mkdir(parents=True, exist_ok=True)  # the stage's output, always
+        if not plan:
+            typer.echo(f"fuse: one stream ({settings.streams[0]}) in {params}: nothing to fuse")
+    else:
+        if not scores or out_dir is None:
+            raise ConfigError("give --scores (two or more) and --out-dir, or --params")
+        if len(weights or []) != len(scores):
+            raise ConfigError(f"--weights: {len(weights or [])} given for {len(scores)} --scores")
+        plan = [{"scores": [str(p) for p in scores], "weights": list(weights or []),
+                 "out_dir": str(out_dir), "softmax": bool(softmax)}]  # fmt: skip
+    results = []
+    for item in plan:
+        if softmax is not None:
+            item["softmax"] = softmax
+        if track is not None:
+            item["track"] = track
+        result = fuse(FuseConfig(**item, quiet=quiet))
+        results.append(result)
+        typer.echo(
+            f"{result.out_dir}: top-1 {100 * result.top1:.2f} %, top-5 {100 * result.top5:.2f} % "
+            f"over {result.num_samples} samples"
+        )
+    if settings is not None:
+        from skelact.engine.fuse import write_summary
+
+        write_summary(root / "metrics.json", [item["info"] for item in plan], results)
 
 
 @app.command("grid")

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skelact import yamlfile
 from skelact.data import ntu
+from skelact.data.streams import check_stream
 from skelact.engine.recipes import RECIPES, REFERENCE_BATCH_SIZE, recipe_for
 from skelact.errors import SkelactError, bounded
 
@@ -47,13 +48,17 @@ __all__ = [
     "EvaluateParams",
     "TrackingParams",
     "ReportParams",
+    "FuseParams",
     "TrainConfig",
     "SOURCES",
     "MODEL_NAMES",
     "RUNS_DIR",
     "item_dir",
+    "fused_dir",
+    "FUSED_DIR",
     "EVAL_DIR",
     "import_options",
+    "fuse_plan",
     "load_params",
     "parse_params",
     "read_yaml",
@@ -86,7 +91,8 @@ _PIPELINE_OWNED = {
     "seed": "seeds come from the `seeds` list",
     "train_path": "data paths come from `data.prepared_dir` and the benchmark",
     "val_path": "data paths come from `data.prepared_dir` and the benchmark",
-    "out_dir": "output folders are fixed by dvc.yaml (runs/<benchmark>/<model>/seed<N>)",
+    "out_dir": "output folders are fixed by dvc.yaml (runs/<benchmark>/<model>/<stream>/seed<N>)",
+    "stream": "streams come from the `streams` list",
     "resume": "use `skelact train --resume` by hand, not in the pipeline",
     "stop_after_epoch": "a pipeline stage must run to the end",
     "quiet": "the stage command sets it",
@@ -244,6 +250,29 @@ class TrackingParams(Settings):
     experiment_prefix: Name = "skelact"
 
 
+class FuseParams(Settings):
+    """``fuse:``: how the streams' class scores of one model are combined.
+
+    The fused score is ``sum_s weights[s] * scores_s`` over the streams trained (``streams``),
+    on the raw scores (logits, CTR-GCN's ``ensemble.py``) or, with ``softmax``, on each stream's
+    class probabilities (MMAction2's option). The default weights are CTR-GCN's 0.6 / 0.6 / 0.4 /
+    0.4; PYSKL and MMAction2 report 2 : 2 : 1 : 1 (docs/streams.md).
+    """
+
+    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: {"joint": 0.6, "bone": 0.6, "joint_motion": 0.4,
+                                 "bone_motion": 0.4}  # fmt: skip
+    )
+    softmax: bool = False
+
+    @field_validator("weights")
+    @classmethod
+    def _known_streams(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            check_stream(name)
+        return value
+
+
 class ReportParams(Settings):
     """Where ``skelact report`` writes."""
 
@@ -289,6 +318,8 @@ class TrainConfig(Settings):
     val_batch_size: PositiveInt | None = None  # global; None = 2 x batch_size
     # --- model and data ---
     with_score: bool = False  # feed keypoint_score as an extra last input channel (C + 1)
+    # what the model sees of each clip: joints, bones, or their motion (skelact.data.streams)
+    stream: str = "joint"
     # the YAML file of a user layout that the samples name (built-in layouts need none)
     layout_file: Name | None = None
     # 2-D augmentation: isotropic scale uniform in [lo, hi] after the in-plane rotation; None off
@@ -327,6 +358,11 @@ class TrainConfig(Settings):
             raise ValueError(f"unknown model {value!r}; expected one of {', '.join(RECIPES)}")
         return value
 
+    @field_validator("stream")
+    @classmethod
+    def _known_stream(cls, value: str) -> str:
+        return check_stream(value)
+
     @model_validator(mode="after")
     def _ratios_ordered(self) -> TrainConfig:
         lo, hi = self.train_min_ratio, self.train_max_ratio
@@ -362,22 +398,24 @@ class Params(Settings):
     seeds: tuple[Annotated[int, Field(ge=0, strict=True)], ...] = Field(
         (0,), strict=False, min_length=1
     )
+    streams: tuple[str, ...] = Field(("joint",), strict=False, min_length=1)
     recipe: Literal["auto", "paper", "quick"] = "auto"
     # {"common": {...}, "<model>": {...}}: used only in the quick recipe mode
     quick: dict[str, dict[str, Any]] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
     model: dict[str, dict[str, Any]] = Field(default_factory=dict)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    fuse: FuseParams = Field(default_factory=FuseParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     report: ReportParams = Field(default_factory=ReportParams)
     path: str = Field("params.yaml", exclude=True)  # the file it was read from (not a key)
 
-    @field_validator("models", "benchmarks", "seeds", mode="before")
+    @field_validator("models", "benchmarks", "seeds", "streams", mode="before")
     @classmethod
     def _one_or_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
 
-    @field_validator("models", "benchmarks", "seeds")
+    @field_validator("models", "benchmarks", "seeds", "streams")
     @classmethod
     def _distinct(cls, value: tuple) -> tuple:
         twice = sorted({v for v in value if value.count(v) > 1})
@@ -392,6 +430,20 @@ class Params(Settings):
             if name not in MODEL_NAMES:
                 raise ValueError(f"unknown entry {name!r}; valid: {list(MODEL_NAMES)}")
         return value
+
+    @field_validator("streams")
+    @classmethod
+    def _known_streams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            check_stream(name)
+        return value
+
+    @model_validator(mode="after")
+    def _fuse_weights_cover_streams(self) -> Params:
+        missing = [s for s in self.streams if s not in self.fuse.weights]
+        if len(self.streams) > 1 and missing:
+            raise ValueError(f"fuse.weights: no weight for the stream(s) {missing} in `streams`")
+        return self
 
     @model_validator(mode="after")
     def _benchmarks_of_dataset(self) -> Params:
@@ -799,30 +851,68 @@ def report_options(params: Params | None, **command_line: Any) -> dict[str, Any]
         "source": given.get("source", params.data.source if params is not None else "synthetic"),
     }
     if params is not None:
-        out.update(models=params.models, benchmarks=params.benchmarks, seeds=params.seeds)
+        out.update(models=params.models, benchmarks=params.benchmarks, seeds=params.seeds,
+                   streams=params.streams)  # fmt: skip
     return out
+
+
+def fuse_plan(
+    params: Params, eval_root: str | os.PathLike[str], out_root: str | os.PathLike[str]
+) -> list[dict[str, Any]]:
+    """The pipeline's fusions (FuseConfig keywords): per benchmark x model x seed, the streams
+    in ``streams`` weighted by ``fuse.weights``; none when only one stream is trained."""
+    if len(params.streams) < 2:
+        return []
+    plan = []
+    for benchmark in params.benchmarks:
+        for model in params.models:
+            for seed in params.seeds:
+                plan.append({
+                    "scores": [str(item_dir(eval_root, benchmark, model, s, seed) / "scores.npz")
+                               for s in params.streams],
+                    "weights": [params.fuse.weights[s] for s in params.streams],
+                    "names": list(params.streams),
+                    "softmax": params.fuse.softmax,
+                    "out_dir": str(fused_dir(out_root, benchmark, model, seed)),
+                    "info": {"model": model, "benchmark": benchmark, "seed": seed},
+                    "track": params.tracking.enabled,
+                    "tracking_uri": params.tracking.uri,
+                    "experiment": experiment_name(params, benchmark),
+                    "run_name": f"{model}-fused-{benchmark}-seed{seed}",
+                })  # fmt: skip
+    return plan
 
 
 # --------------------------------------------------------------------------------------------
 # Folder layout shared by dvc.yaml, the report and the tests
 # --------------------------------------------------------------------------------------------
 
-RUNS_DIR = "runs"  # training outputs: runs/<benchmark>/<model>/seed<N>/
-EVAL_DIR = "eval"  # evaluation outputs: eval/<benchmark>/<model>/seed<N>/
+RUNS_DIR = "runs"  # training outputs: runs/<benchmark>/<model>/<stream>/seed<N>/
+EVAL_DIR = "eval"  # evaluation outputs: eval/<benchmark>/<model>/<stream>/seed<N>/
+FUSED_DIR = "fused"  # stream fusions: fused/results/<benchmark>/<model>/seed<N>/, metrics.json
 
 
-def item_dir(root: str | os.PathLike[str], benchmark: str, model: str, seed: int) -> Path:
-    """``<root>/<benchmark>/<model>/seed<N>``: the folder of one matrix item under ``runs`` or
-    ``eval`` (dvc.yaml spells the same layout; the report reads it back through here)."""
-    return Path(root) / benchmark / model / f"seed{seed}"
+def item_dir(
+    root: str | os.PathLike[str], benchmark: str, model: str, stream: str, seed: int
+) -> Path:
+    """``<root>/<benchmark>/<model>/<stream>/seed<N>``: the folder of one matrix item under
+    ``runs`` or ``eval`` (dvc.yaml spells the same layout; the report reads it back here)."""
+    return Path(root) / benchmark / model / stream / f"seed{seed}"
+
+
+def fused_dir(root: str | os.PathLike[str], benchmark: str, model: str, seed: int) -> Path:
+    """``<root>/results/<benchmark>/<model>/seed<N>``: where the fusion of one model's streams
+    goes (beside ``<root>/metrics.json``, the DVC metrics of all fusions)."""
+    return Path(root) / "results" / benchmark / model / f"seed{seed}"
 
 
 def stage_dir(
     kind: Literal["runs", "eval"],
     benchmark: str,
     model: str,
+    stream: str,
     seed: int,
     root: str | os.PathLike[str] = ".",
 ) -> Path:
     """Where train (``runs``) or evaluate (``eval``) of one matrix item writes."""
-    return item_dir(Path(root) / kind, benchmark, model, seed)
+    return item_dir(Path(root) / kind, benchmark, model, stream, seed)

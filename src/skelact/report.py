@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from skelact.atomic import atomic_write_bytes, atomic_write_text
-from skelact.config import item_dir
+from skelact.config import fused_dir, item_dir
+from skelact.data.streams import STREAMS
 from skelact.errors import SkelactError
 
 __all__ = [
@@ -98,6 +99,9 @@ PUBLISHED: dict[tuple[str, str], dict[str, Any]] = {
     ("ctrgcn", "xview"): {"seeds": [95.6], "paper": None},
 }
 
+#: The stream name of a fusion's rows (the weighted sum of a model's streams, ``skelact fuse``).
+FUSED = "fused"
+
 GFLOPS_NOTE = (
     "GFLOPs are multiply-accumulates (GMACs) as counted by mmcv/ptflops (functional ops such as "
     "matmul not counted), the convention of the SkelAct table."
@@ -135,7 +139,7 @@ def published_entry(model: str, benchmark: str) -> dict[str, Any] | None:
 
 @dataclass
 class RunResult:
-    """One evaluated (model, benchmark, seed)."""
+    """One evaluated (model, benchmark, stream, seed); ``stream`` is ``fused`` for a fusion."""
 
     model: str
     benchmark: str
@@ -149,6 +153,7 @@ class RunResult:
     onnx_parity: float | None = None  # relative error of the exported model.onnx, if exported
     path: str = ""
     checkpoint: str | None = None  # the run's best.pt, when the runs folder is known
+    stream: str = "joint"
 
 
 @dataclass
@@ -181,21 +186,30 @@ def _percent(value: Any, where: str, key: str, required: bool = True) -> float |
 
 
 def _read_run(
-    path: Path, model: str, benchmark: str, seed: int, runs_root: Path | None = None
+    path: Path,
+    model: str,
+    benchmark: str,
+    seed: int,
+    runs_root: Path | None = None,
+    stream: str = "joint",
 ) -> RunResult:
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReportError(
-            f"{path}: no evaluation result for {model}/{benchmark}/seed {seed} "
-            f"(run `dvc repro` or `skelact test` first)"
+            f"{path}: no evaluation result for {model}/{benchmark}/{stream}/seed {seed} "
+            f"(run `dvc repro` or `skelact {'fuse' if stream == FUSED else 'test'}` first)"
         ) from None
     except json.JSONDecodeError as exc:
         raise ReportError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(metrics, Mapping):
         raise ReportError(f"{path}: expected a JSON object")
     train_seconds = onnx_parity = None
-    run_dir = item_dir(runs_root, benchmark, model, seed) if runs_root else None
+    run_dir = (
+        item_dir(runs_root, benchmark, model, stream, seed)
+        if runs_root and stream != FUSED
+        else None
+    )
     summary = run_dir / "summary.json" if run_dir else None
     if run_dir is not None:
         from skelact.deploy.metadata import read_export_metrics  # the report stage only
@@ -225,6 +239,7 @@ def _read_run(
         checkpoint=str(run_dir / "best.pt")
         if run_dir is not None and (run_dir / "best.pt").is_file()
         else None,
+        stream=stream,
     )
 
 
@@ -234,45 +249,69 @@ def collect_runs(
     models: Iterable[str] | None = None,
     benchmarks: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
+    streams: Iterable[str] | None = None,
     runs_root: str | os.PathLike[str] | None = None,
+    fused_root: str | os.PathLike[str] | None = None,
 ) -> list[RunResult]:
-    """Read ``<eval_root>/<benchmark>/<model>/seed<N>/metrics.json``.
+    """Read ``<eval_root>/<benchmark>/<model>/<stream>/seed<N>/metrics.json`` and, with more
+    than one stream, the fusions ``<fused_root>/<benchmark>/<model>/seed<N>/metrics.json``.
 
-    With ``models``, ``benchmarks`` and ``seeds`` given, exactly those runs are read and a missing
-    one is an error (the pipeline's matrix). Without them, every run found on disk is read.
-    Training time comes from ``<runs_root>/<benchmark>/<model>/seed<N>/summary.json`` when present
-    (default ``runs_root``: the ``runs`` folder next to ``eval_root``).
+    With ``models``, ``benchmarks``, ``seeds`` and ``streams`` given, exactly those runs are read
+    and a missing one is an error (the pipeline's matrix). Without them, every run found on disk
+    is read. Training time comes from ``<runs_root>/.../summary.json`` when present (default
+    ``runs_root``: the ``runs`` folder next to ``eval_root``; ``fused_root``: ``fused``).
     """
     root = Path(eval_root)
     runs_dir = Path(runs_root) if runs_root is not None else root.resolve().parent / "runs"
-    if models is not None and benchmarks is not None and seeds is not None:
-        return [
-            _read_run(item_dir(root, b, m, s) / "metrics.json", m, b, int(s), runs_dir)
+    fused = Path(fused_root) if fused_root is not None else root.resolve().parent / "fused"
+    order = list(DISPLAY_NAMES)
+    if None not in (models, benchmarks, seeds, streams):
+        streams = list(streams)
+        runs = [
+            _read_run(item_dir(root, b, m, st, s) / "metrics.json", m, b, int(s), runs_dir, st)
             for b in benchmarks
             for m in models
+            for st in streams
             for s in seeds
         ]
-    runs = []
-    for path in sorted(root.glob("*/*/seed*/metrics.json")):
-        benchmark, model, seed_dir = path.parts[-4], path.parts[-3], path.parts[-2]
-        try:
-            seed = int(seed_dir[len("seed") :])
-        except ValueError:
-            continue  # not a run folder of ours (e.g. "seed_old")
-        if models is not None and model not in models:
-            continue
-        if benchmarks is not None and benchmark not in benchmarks:
-            continue
-        if seeds is not None and seed not in seeds:
-            continue
-        runs.append(_read_run(path, model, benchmark, seed, runs_dir))
-    order = list(DISPLAY_NAMES)
-    runs.sort(key=lambda r: (r.benchmark, order.index(r.model) if r.model in order else 99, r.seed))
+        if len(streams) > 1:
+            runs += [
+                _read_run(fused_dir(fused, b, m, s) / "metrics.json", m, b, int(s), None, FUSED)
+                for b in benchmarks
+                for m in models
+                for s in seeds
+            ]
+    else:
+        found = [(p, p.parts[-5], p.parts[-4], p.parts[-3], p.parts[-2])
+                 for p in root.glob("*/*/*/seed*/metrics.json")]  # fmt: skip
+        found += [(p, p.parts[-4], p.parts[-3], FUSED, p.parts[-2])
+                  for p in (fused / "results").glob("*/*/seed*/metrics.json")]  # fmt: skip
+        runs = []
+        for path, benchmark, model, stream, seed_dir in sorted(found):
+            try:
+                seed = int(seed_dir[len("seed") :])
+            except ValueError:
+                continue  # not a run folder of ours (e.g. "seed_old")
+            if models is not None and model not in models:
+                continue
+            if benchmarks is not None and benchmark not in benchmarks:
+                continue
+            if seeds is not None and seed not in seeds:
+                continue
+            if streams is not None and stream not in streams and stream != FUSED:
+                continue
+            runs.append(_read_run(path, model, benchmark, seed, runs_dir, stream))
+    runs.sort(key=lambda r: (r.benchmark, order.index(r.model) if r.model in order else 99,
+                             _stream_rank(r.stream), r.seed))  # fmt: skip
     if not runs:
         raise ReportError(
-            f"{root}: no evaluated runs found (expected <benchmark>/<model>/seed<N>/)"
+            f"{root}: no evaluated runs found (expected <benchmark>/<model>/<stream>/seed<N>/)"
         )
     return runs
+
+
+def _stream_rank(stream: str) -> int:
+    return STREAMS.index(stream) if stream in STREAMS else len(STREAMS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,11 +342,12 @@ def build_report(
     source: str = "synthetic",
     complexity: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The report as plain data: one row per (benchmark, model), in the order runs were given."""
-    order: list[tuple[str, str]] = []
-    grouped: dict[tuple[str, str], list[RunResult]] = {}
+    """The report as plain data: one row per (benchmark, model, stream), in the order runs were
+    given; a model's fusion of streams is the row of stream ``fused``."""
+    order: list[tuple[str, str, str]] = []
+    grouped: dict[tuple[str, str, str], list[RunResult]] = {}
     for run in runs:
-        key = (run.benchmark, run.model)
+        key = (run.benchmark, run.model, run.stream)
         if key not in grouped:
             order.append(key)
             grouped[key] = []
@@ -315,16 +355,25 @@ def build_report(
     if complexity is None:
         complexity = _complexity(runs)
     rows = []
-    for benchmark, model in order:
-        group = sorted(grouped[(benchmark, model)], key=lambda r: r.seed)
+    for benchmark, model, stream in order:
+        group = sorted(grouped[(benchmark, model, stream)], key=lambda r: r.seed)
+        published = None
+        if source != "custom" and stream == "joint":
+            published = published_entry(model, benchmark)
         mean, std = mean_std([r.top1 for r in group])
         top5 = [r.top5 for r in group if r.top5 is not None]
-        cx = complexity.get(model, {})
+        cx = dict(complexity.get(model, {}))
+        if stream == FUSED:  # an ensemble runs one model per stream
+            same = {r.stream for r in runs if (r.benchmark, r.model) == (benchmark, model)}
+            n = len(same - {FUSED})
+            cx = {k: (v * n if k in ("params", "gflops") and v is not None else v)
+                  for k, v in cx.items()}  # fmt: skip
         rows.append(
             {
                 "model": model,
                 "name": DISPLAY_NAMES.get(model, model),
                 "benchmark": benchmark,
+                "stream": stream,
                 "seeds": [r.seed for r in group],
                 "top1": [round(r.top1, 4) for r in group],
                 "top1_mean": round(mean, 4),
@@ -339,7 +388,7 @@ def build_report(
                 "onnx_parity_max": max(parity)
                 if (parity := [r.onnx_parity for r in group if r.onnx_parity is not None])
                 else None,
-                "published": None if source == "custom" else published_entry(model, benchmark),
+                "published": published,
             }
         )
     return {
@@ -388,9 +437,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += [
             f"## {benchmark}",
             "",
-            "| model | top-1 per seed | mean +- std | top-5 | params (M) | GFLOPs "
+            "| model | stream | top-1 per seed | mean +- std | top-5 | params (M) | GFLOPs "
             + ("| ONNX parity |" if own_data else "| published | paper | ONNX parity |"),
-            "|---|---|---|---|---|---|" + ("---|" if own_data else "---|---|---|"),
+            "|---|---|---|---|---|---|---|" + ("---|" if own_data else "---|---|---|"),
         ]
         for row in (r for r in report["rows"] if r["benchmark"] == benchmark):
             per_seed = ", ".join(
@@ -409,7 +458,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             parity = row.get("onnx_parity_max")
             onnx = "-" if parity is None else f"{parity:.1e}"
             lines.append(
-                f"| {row['name']} | {per_seed} | {_fmt(row['top1_mean'])} +- "
+                f"| {row['name']} | {row.get('stream', 'joint')} | {per_seed} | "
+                f"{_fmt(row['top1_mean'])} +- "
                 f"{_fmt(row['top1_std'])} | {_fmt(row['top5_mean'])} | {params} | "
                 f"{_fmt(row['gflops'], 4)} | "
                 + (f"{onnx} |" if own_data else f"{pub_text} | {paper} | {onnx} |")
@@ -428,6 +478,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "- ONNX parity: the largest relative error of the exported `model.onnx` (ONNX Runtime) "
         "against PyTorch over the seeds; an export above 1e-4 is refused, so '-' means not "
         "exported.",
+        *(
+            [
+                "- Stream `fused`: the weighted sum of the model's streams' class scores "
+                "(`skelact fuse`, weights in params.yaml `fuse`); its params and GFLOPs are "
+                "those of all its stream models together. The SkelAct models' published "
+                "figures are joint-stream only; no peer publishes multi-stream figures for them."
+            ]
+            if any(r.get("stream") == FUSED for r in report["rows"])
+            else []
+        ),
         "- Chart: `accuracy_vs_gflops.png`; numbers for programs: `results.json`.",
         "",
     ]
@@ -442,7 +502,10 @@ def render_chart(report: Mapping[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rows = list(report["rows"])
+    # one bar per model: its fusion when streams were fused, else its (single) stream
+    streams = [r.get("stream", "joint") for r in report["rows"]]
+    shown = FUSED if FUSED in streams else streams[0]
+    rows = [r for r in report["rows"] if r.get("stream", "joint") == shown]
     benchmarks = list(dict.fromkeys(r["benchmark"] for r in rows))
     models = sorted(
         dict.fromkeys(r["model"] for r in rows),
@@ -491,7 +554,9 @@ def render_chart(report: Mapping[str, Any], path: Path) -> None:
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(
-        f"Accuracy vs complexity ({report['source']}); GFLOPs = GMACs (mmcv/ptflops)", fontsize=9
+        f"Accuracy vs complexity ({report['source']}, {shown} stream); GFLOPs = GMACs "
+        "(mmcv/ptflops)",
+        fontsize=9,
     )
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
@@ -520,13 +585,14 @@ def make_report(
     models: Sequence[str] | None = None,
     benchmarks: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
+    streams: Sequence[str] | None = None,
     runs_root: str | os.PathLike[str] | None = None,
+    fused_root: str | os.PathLike[str] | None = None,
 ) -> ReportResult:
     """The report stage: collect, build, write. With the lists given (the pipeline's matrix)
     exactly those runs are reported and a missing one is an error."""
-    runs = collect_runs(
-        eval_root, models=models, benchmarks=benchmarks, seeds=seeds, runs_root=runs_root
-    )
+    runs = collect_runs(eval_root, models=models, benchmarks=benchmarks, seeds=seeds,
+                        streams=streams, runs_root=runs_root, fused_root=fused_root)  # fmt: skip
     return write_report(build_report(runs, source=source), out_dir)
 
 

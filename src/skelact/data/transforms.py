@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from skelact.data.sampling import center_crop
+from skelact.data.streams import check_stream, stream_features
 
 __all__ = [
     "Draws",
@@ -194,7 +195,9 @@ class ClipSampler:
     with angles uniform in [-rotate*pi, rotate*pi] (three angles for ``dims`` = 3, one in the
     image plane for ``dims`` = 2), then (when ``scale_range`` = (lo, hi) is given) a scale
     uniform in [lo, hi]. ``train=False``: centre crop of ``int(n * clip_ratio)`` frames (at
-    least 1), resize, no rotation or scale. Output N x C x T x V x M float32 on ``device``.
+    least 1), resize, no rotation or scale. Then the input ``stream``
+    (:mod:`skelact.data.streams`: bones by the layout's ``parents``, and/or motion) of the
+    sampled clip. Output N x C x T x V x M float32 on ``device``.
 
     ``data`` may be a host `SkeletonSet` (NumPy arrays; the batch is gathered on the CPU and the
     result moved to ``device``) or ``SkeletonSet.to(device)`` (everything stays on the device;
@@ -214,6 +217,8 @@ class ClipSampler:
         min_ratio: float = 0.5,
         max_ratio: float = 1.0,
         device: str | torch.device = "cpu",
+        stream: str = "joint",
+        parents: tuple[int, ...] | None = None,
     ) -> None:
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
@@ -227,6 +232,9 @@ class ClipSampler:
             raise ValueError(f"dims must be 2 (x, y) or 3 (x, y, z), got {dims}")
         if scale_range is not None and not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range must be (lo, hi) with 0 < lo <= hi, got {scale_range}")
+        check_stream(stream)
+        if stream != "joint" and parents is None:
+            raise ValueError(f"the {stream} stream needs the layout's parents")
         self.clip_len = int(clip_len)
         self.train = bool(train)
         self.clip_ratio = float(clip_ratio)
@@ -239,6 +247,9 @@ class ClipSampler:
         self.min_ratio = float(min_ratio)
         self.max_ratio = float(max_ratio)
         self.device = torch.device(device)
+        self.stream = stream
+        self.parents = tuple(int(p) for p in parents) if parents is not None else None
+        self._parents_on: dict[torch.device, torch.Tensor] = {}  # uploaded once per device
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -248,7 +259,10 @@ class ClipSampler:
             if self.train
             else f"val, clip_ratio={self.clip_ratio}"
         )
-        return f"ClipSampler(clip_len={self.clip_len}, {mode}, device={self.device})"
+        return (
+            f"ClipSampler(clip_len={self.clip_len}, {mode}, stream={self.stream}, "
+            f"device={self.device})"
+        )
 
     # ---------------------------------------------------------------- draws (CPU, NumPy)
     def _center(self, n: np.ndarray) -> Draws:
@@ -404,7 +418,16 @@ class ClipSampler:
             tmp = f1.view(batch, c, t_out * v * m)
             tmp.copy_(points)
             torch.bmm(plan.rot, tmp, out=out.view(batch, c, -1))  # every point p -> R p
+        if self.stream != "joint":
+            dims = getattr(data, "dims", self.dims)
+            out = stream_features(out, self.stream, self._parents_tensor(work), dims)
         return out.to(self.device, non_blocking=True)
+
+    def _parents_tensor(self, device: torch.device) -> torch.Tensor:
+        parents = self._parents_on.get(device)
+        if parents is None:
+            parents = self._parents_on[device] = torch.tensor(self.parents, device=device)
+        return parents
 
     def apply(self, data: Any, indices: Any, draws: Draws) -> torch.Tensor:
         """Crop, resize and rotate the samples ``indices`` of ``data`` -> N x C x T x V x M."""

@@ -102,8 +102,8 @@ def onnx_bytes(model: TorchModel, opset: int = DEFAULT_OPSET) -> bytes:
     proto.producer_version = model.info.skelact_version
     proto.doc_string = (
         f"skelact {model.info.model}: {INPUT_NAME} N x C x T x V x M float32 (pre-normalised "
-        f"{model.info.layout} skeletons, T = {model.info.clip_len}) -> {OUTPUT_NAME} N x "
-        f"{model.info.num_classes}"
+        f"{model.info.layout} joints, T = {model.info.clip_len}; the graph computes its "
+        f"{model.info.stream} stream itself) -> {OUTPUT_NAME} N x {model.info.num_classes}"
     )
     try:
         onnx.checker.check_model(proto)

@@ -52,6 +52,7 @@ class ModelInfo:
     in_channels: int = 3
     layout: str = LAYOUT
     skelact_version: str = ""
+    stream: str = "joint"  # computed inside the model from the joints it is given
 
     @property
     def num_classes(self) -> int:
@@ -69,7 +70,8 @@ class ModelInfo:
             "in_channels": str(self.in_channels),
             "clip_len": str(self.clip_len),
             "val_clip_ratio": repr(float(self.val_clip_ratio)),
-            "input": f"{INPUT_NAME}: N x C x T x V x M float32",
+            "input": f"{INPUT_NAME}: N x C x T x V x M float32 joints",
+            "stream": self.stream,
             "skelact_version": self.skelact_version,
         }
         return {PREFIX + k: v for k, v in values.items()}
@@ -104,6 +106,7 @@ class ModelInfo:
                 in_channels=int(get("in_channels")),
                 layout=get("layout"),
                 skelact_version=get("skelact_version"),
+                stream=props.get(PREFIX + "stream", "joint"),  # files before streams: joints
             )
             num_classes = int(get("num_classes"))
         except (ValueError, TypeError) as exc:

@@ -3,7 +3,8 @@
 The same inference routine (:func:`infer`) serves validation during training, so the numbers a
 run logs and the numbers ``skelact test`` reports on its checkpoint come from one code path.
 Outputs: metrics.json (numbers only: a DVC metrics file), eval_info.json (model, files, run id),
-per_class.csv, confusion.csv, confusion.png, predictions.csv.
+per_class.csv, confusion.csv, confusion.png, predictions.csv, and scores.npz (the raw class
+scores by sample, which ``skelact fuse`` combines across streams).
 
 A checkpoint whose weights are not finite (a diverged run) is refused rather than scored, a
 label outside the model's classes is an error naming the sample, and data of another joint count
@@ -15,9 +16,6 @@ else they are NTU's action names.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from skelact.atomic import atomic_write_text, remove_stale_temps
-from skelact.engine import metrics as M
+from skelact.atomic import remove_stale_temps
 from skelact.engine.checkpointing import read_checkpoint_file
 from skelact.engine.recipes import recipe_for
+from skelact.engine.results import class_names, write_outputs
 from skelact.engine.safety import check_finite_weights
 from skelact.errors import SkelactError
 from skelact.locking import output_lock
+from skelact.models import built_layout
 from skelact.models.checkpoint import build_from_loaded, is_own_checkpoint
 
 
@@ -74,20 +73,6 @@ def infer(
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(outs).numpy()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def class_names(num_classes: int) -> list[str]:
-    """NTU action names for class indices (NTU 60 uses the first 60 of the 120)."""
-    from skelact.data.ntu import action_names
-
-    names = list(action_names(min(num_classes, 120)))
-    return names + [f"class {i}" for i in range(len(names), num_classes)]
 
 
 def resolve_class_names(
@@ -218,88 +203,6 @@ def sampling_for(name: str, raw_ckpt: dict, clip_len: int | None, clip_ratio: fl
     return int(clip_len), float(clip_ratio)
 
 
-# The numbers of a run's description that belong with its metrics (the rest are names and ids).
-NUMERIC_INFO = ("clip_len", "clip_ratio", "checkpoint_epoch")
-
-
-def write_outputs(
-    out_dir: Path,
-    logits: np.ndarray,
-    labels: np.ndarray,
-    names: list[str],
-    info: dict[str, Any],
-    classes: list[str] | None = None,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Write the result files atomically; return the metrics dict and the file paths.
-
-    ``info`` describes the run (model, checkpoint, data, sampling, benchmark, seed): its numbers
-    join the metrics, its names go to ``eval_info.json`` with the file paths. ``classes``: the
-    class names by index (None: NTU's action names).
-    """
-    from skelact.report import plot_confusion, run_title
-
-    num_classes = logits.shape[1]
-    probs = softmax(logits.astype(np.float64))
-    top1, top5 = M.topk_accuracy(logits, labels, (1, 5))
-    preds = logits.argmax(axis=1)
-    conf = M.confusion_matrix(labels, preds, num_classes)
-    support, acc = M.per_class_accuracy(conf)
-    metrics = {
-        "top1": top1,
-        "top5": top5,
-        "mean_class_accuracy": M.mean_class_accuracy(conf),
-        "num_samples": int(len(labels)),
-        "num_classes": int(num_classes),
-        "classes_present": int((support > 0).sum()),
-        **{k: info[k] for k in NUMERIC_INFO if _is_number(info.get(k))},
-    }
-    action = list(classes) if classes is not None else class_names(num_classes)
-    files = {
-        k: str(out_dir / f)
-        for k, f in (
-            ("metrics", "metrics.json"), ("info", "eval_info.json"),
-            ("per_class", "per_class.csv"), ("confusion", "confusion.csv"),
-            ("predictions", "predictions.csv"), ("confusion_png", "confusion.png"),
-        )
-    }  # fmt: skip
-    atomic_write_text(files["metrics"], json.dumps(metrics, indent=2) + "\n")
-    atomic_write_text(
-        files["info"],
-        json.dumps({**{k: v for k, v in info.items() if k not in NUMERIC_INFO}, "files": files},
-                   indent=2) + "\n",
-    )  # fmt: skip
-    atomic_write_text(files["per_class"], _csv(
-        [["class", "action", "support", "correct", "accuracy"]]
-        + [[int(c), action[c], int(support[c]), int(conf[c, c]), f"{acc[c]:.6f}"]
-           for c in np.flatnonzero(support > 0)]
-    ))  # fmt: skip
-    atomic_write_text(files["confusion"], _csv(
-        [["true\\pred", *range(num_classes)]]
-        + [[c, *conf[c].tolist()] for c in range(num_classes)]
-    ))  # fmt: skip
-    k = min(5, num_classes)
-    top = M.topk_indices(logits, k)
-    atomic_write_text(files["predictions"], _csv(
-        [["sample", "label", "pred", "correct"] + [f"top{i + 1}_class" for i in range(k)]
-         + [f"top{i + 1}_score" for i in range(k)]]
-        + [[name, int(labels[i]), int(preds[i]), int(preds[i] == labels[i])] + top[i].tolist()
-           + [f"{probs[i, j]:.6f}" for j in top[i]] for i, name in enumerate(names)]
-    ))  # fmt: skip
-    title = run_title(str(info.get("model", "")), info.get("benchmark"), info.get("seed"))
-    plot_confusion(conf, Path(files["confusion_png"]), title, action)
-    return metrics, files
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _csv(rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
-
-
 def evaluate(cfg: EvalConfig) -> EvalResult:
     """Run ``cfg.checkpoint`` on ``cfg.data`` with val sampling and write the result files."""
     from skelact.data.dataset import SkeletonSet
@@ -331,13 +234,17 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         labels = np.asarray(data.labels)  # from the host copy, before the upload
         if device.type == "cuda":
             data = data.to(device)
-        sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, device=device)
+        stream = str(train_cfg.get("stream") or "joint")  # foreign checkpoints: joints
+        sampler = ClipSampler(clip_len, train=False, clip_ratio=clip_ratio, dims=data.dims,
+                              device=device, stream=stream,
+                              parents=built_layout(model).parents)  # fmt: skip
         logits = infer(model, data, sampler, np.arange(len(data)), cfg.batch_size, device, cfg.amp)
         if classes is None:  # no class count recorded: the model's output decides it
             classes = resolve_class_names(logits.shape[1], data=cfg.data, raw_ckpt=raw,
                                           checkpoint=cfg.checkpoint)  # fmt: skip
         info = {
             "model": name,
+            "stream": stream,
             "benchmark": train_cfg.get("benchmark") or guess_benchmark(cfg.data, cfg.split),
             "seed": train_cfg.get("seed"),
             "checkpoint": str(cfg.checkpoint),

@@ -55,8 +55,8 @@ def predict_file(
         load_model,
         resolve_class_names,
         sampling_for,
-        softmax,
     )
+    from skelact.engine.results import softmax
 
     path = Path(path)
     if path.is_dir():

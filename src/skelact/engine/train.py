@@ -76,7 +76,7 @@ RUN_FILES = (
     "run_info.json", "config.json", "curves.png", "train.log",
 )  # fmt: skip
 INFO_FIELDS = ("model", "benchmark", "device", "completed", "mlflow_run_id", "out_dir", "files",
-               "layout", "dims", "with_score")  # fmt: skip
+               "layout", "dims", "with_score", "stream")  # fmt: skip
 
 
 @dataclass
@@ -110,6 +110,7 @@ class TrainResult:
     layout: str = "ntu25"  # the data's joint layout
     dims: int = 3  # coordinates per joint: 2 (x, y) or 3 (x, y, z)
     with_score: bool = False  # whether the joint score was an input channel
+    stream: str = "joint"  # what the model saw of each clip (skelact.data.streams)
     files: dict[str, str] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float | int]:
@@ -231,7 +232,7 @@ def setup(
     from skelact.data.annotations import DEFAULT_LAYOUT
     from skelact.data.dataset import SkeletonSet
     from skelact.data.transforms import ClipSampler
-    from skelact.models import build_model
+    from skelact.models import build_model, built_layout
     from skelact.models.tuning import keep_training_memory, tune_memory_format
 
     t_start = time.perf_counter()
@@ -287,6 +288,7 @@ def setup(
         log(f"weight layout: {memory_format}")
     lr = effective_lr(cfg)
     optimizer = build_optimizer(model, cfg, lr)
+    stream = {"stream": cfg.stream, "parents": built_layout(model).parents}
     run = Run(
         cfg=cfg, env=env, device=device, out_dir=out_dir, log=log,
         benchmark=cfg.benchmark or guess_benchmark(cfg.train_path, cfg.train_split),
@@ -296,9 +298,11 @@ def setup(
             cfg.clip_len, train=True, rotate=cfg.rotate, dims=train_set.dims,
             scale_range=tuple(cfg.scale_range) if cfg.scale_range else None, min_len=cfg.min_len,
             min_ratio=cfg.train_min_ratio, max_ratio=cfg.train_max_ratio, device=device,
+            **stream,
         ),
         val_sampler=ClipSampler(
-            cfg.clip_len, train=False, clip_ratio=cfg.val_clip_ratio, device=device
+            cfg.clip_len, train=False, clip_ratio=cfg.val_clip_ratio, dims=train_set.dims,
+            device=device, **stream,
         ),
         num_classes=num_classes, model=model, train_model=model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, cfg),
@@ -321,8 +325,9 @@ def setup(
         mode = "reduce-overhead" if cfg.cuda_graphs else None
         run.train_model = torch.compile(run.train_model, mode=mode, dynamic=False)
     log(
-        f"{cfg.model}: seed {cfg.seed}, {len(train_set)} train / {len(val_set)} val samples, "
-        f"{num_classes} classes | {train_set.layout}, {train_set.dims}-D"
+        f"{cfg.model}: seed {cfg.seed}, {cfg.stream} stream, {len(train_set)} train / "
+        f"{len(val_set)} val samples, {num_classes} classes | {train_set.layout}, "
+        f"{train_set.dims}-D"
         f"{' + score' if train_set.with_score else ''}, V={train_set.num_joints} | global batch "
         f"{cfg.batch_size} = {run.per_rank}/rank x "
         f"{env.world_size} rank(s) | lr {lr:g} (base {float(cfg.lr):g} at batch "
@@ -683,7 +688,7 @@ def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
         num_classes=run.num_classes, num_train=facts["num_train"], num_val=facts["num_val"],
         seed=cfg.seed, device=str(run.device), seconds=seconds, mlflow_run_id=run.run_id,
         benchmark=run.benchmark, layout=facts["layout"], dims=facts["dims"],
-        with_score=cfg.with_score,
+        with_score=cfg.with_score, stream=cfg.stream,
     )  # fmt: skip
     if run.env.is_main:
         result.files = {Path(n).stem: str(out_dir / n) for n in RUN_FILES}
@@ -776,12 +781,13 @@ def run_facts(run: Run) -> dict[str, Any]:
 def _tags(run: Run) -> dict[str, Any]:
     return {"model": run.cfg.model, "benchmark": run.benchmark, "seed": run.cfg.seed,
             "device": str(run.device), "world_size": run.env.world_size,
-            "layout": run.train_set.layout}  # fmt: skip
+            "layout": run.train_set.layout, "stream": run.cfg.stream}  # fmt: skip
 
 
 def _run_name(run: Run) -> str:
     """A readable default, so that `mlflow ui` lists "hcn-xsub-seed0", not a random name."""
-    parts = (run.cfg.model, run.benchmark, f"seed{run.cfg.seed}")
+    stream = None if run.cfg.stream == "joint" else run.cfg.stream
+    parts = (run.cfg.model, stream, run.benchmark, f"seed{run.cfg.seed}")
     return run.cfg.run_name or "-".join(str(p) for p in parts if p)
 
 

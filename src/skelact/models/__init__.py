@@ -44,6 +44,7 @@ __all__ = [
     "ModelError",
     "build_from_checkpoint",
     "build_model",
+    "built_layout",
     "check_finite_state_dict",
     "default_clip_len",
     "export_mmaction_checkpoint",
@@ -120,3 +121,12 @@ def build_model(
     if not is_builtin(skeleton):
         model.skelact_spec["layout"] = layout_to_dict(skeleton)
     return model
+
+
+def built_layout(model: nn.Module) -> Any:
+    """The :class:`~skelact.layouts.Layout` a model from :func:`build_model` was built on
+    (NTU's 25 joints for a model without a spec): what its input's joints are, and so what a
+    bone stream subtracts."""
+    spec = getattr(model, "skelact_spec", None) or {}
+    stored = spec.get("layout") or (spec.get("options") or {}).get("layout")
+    return NTU25 if stored is None else resolve_layout(stored)
