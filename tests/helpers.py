@@ -82,6 +82,39 @@ SHORT_RUN = {
 }  # fmt: skip
 
 
+def pyskl_fill(keys_shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> dict[str, Any]:
+    """The weights the PYSKL reference logits in ``tests/data/pyskl/`` were computed with.
+
+    One draw per state-dict key, in PYSKL's key order, from NumPy's legacy ``RandomState``
+    (whose streams NumPy keeps frozen), so the fixture needs no weight file: BatchNorm
+    statistics positive and near 1, adjacencies in [0, 1/V), weights ~ N(0, 1/fan_in), norm
+    weights in [0.5, 1.5), biases and other vectors ~ N(0, 0.1).
+    """
+    import torch
+
+    rs = np.random.RandomState(seed)
+    out: dict[str, Any] = {}
+    for key, shape in keys_shapes:
+        last = key.rsplit(".", 1)[-1]
+        if last == "num_batches_tracked":
+            out[key] = torch.tensor(0, dtype=torch.long)
+            continue
+        if last == "running_var":
+            values = rs.uniform(0.5, 1.5, shape)
+        elif last == "running_mean":
+            values = rs.normal(0.0, 0.1, shape)
+        elif last == "A":
+            values = rs.uniform(0.0, 1.0, shape) / shape[-1]
+        elif len(shape) >= 2:
+            values = rs.normal(0.0, 1.0, shape) / np.sqrt(np.prod(shape[1:]))
+        elif last == "weight":
+            values = rs.uniform(0.5, 1.5, shape)
+        else:
+            values = rs.normal(0.0, 0.1, shape)
+        out[key] = torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(shape))
+    return out
+
+
 # ---- tiny synthetic pickles for the engine tests ------------------------------------------
 # Each class moves one joint along its own axis at its own frequency on top of a noisy rest
 # pose, so a small CNN separates the classes within a few epochs on CPU. Body 0 is centred on

@@ -16,7 +16,7 @@ from skelact.models import build_model
 def settings(**kw) -> SimpleNamespace:
     values = dict(lr=1e-3, batch_size=64, base_batch_size=64, scale_lr=True, weight_decay=1e-4,
                   optimizer="adam", momentum=0.0, nesterov=False, decay_mult={},
-                  lr_steps=[2, 3], lr_gamma=0.1)  # fmt: skip
+                  lr_steps=[2, 3], lr_gamma=0.1, lr_schedule="step", epochs=4)  # fmt: skip
     return SimpleNamespace(**{**values, **kw})
 
 
@@ -56,3 +56,17 @@ def test_sgd_nesterov_and_the_step_schedule():
         opt.step()
         sched.step()
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001])
+
+
+def test_cosine_schedule_anneals_to_zero_over_the_epochs():
+    model = torch.nn.Linear(2, 2)
+    cfg = settings(optimizer="sgd", lr=0.1, lr_schedule="cosine", epochs=4)
+    opt = build_optimizer(model, cfg, 0.1)
+    sched = build_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.1, 0.1 * (1 + 2**-0.5) / 2, 0.05, 0.1 * (1 - 2**-0.5) / 2])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -49,8 +49,11 @@ def test_published_seed_table_statistics(reference_dir):
     accuracy = (reference_dir / "ACCURACY.md").read_text()
     assert "86.69 | 85.89 | 86.17 | 86.63 | 87.09 | 86.49 +- 0.42 | 86.5" in accuracy
     for (model, benchmark), entry in PUBLISHED.items():
-        numbers = " | ".join(f"{v:.2f}" for v in entry["seeds"])
-        assert numbers in accuracy, (model, benchmark)
+        if model in expected:  # PYSKL's two come from PYSKL's model zoo (docs/baselines.md)
+            numbers = " | ".join(f"{v:.2f}" for v in entry["seeds"])
+            assert numbers in accuracy, (model, benchmark)
+    assert published_entry("stgcnpp", "xsub")["seeds"] == [89.3]
+    assert published_entry("ctrgcn", "xsub")["seeds"] == [89.6]
     assert published_entry("hcnb", "xview") is None  # not published
 
 

@@ -383,7 +383,9 @@ def flops(
 
 @app.command("train")
 def train_cmd(
-    model: str = typer.Option(..., "--model", "-m", help="tscnn, hcn, hcnb, tacnn or dgcn."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="tscnn, hcn, hcnb, tacnn, dgcn, stgcnpp or ctrgcn."
+    ),
     train_path: Path = typer.Option(..., "--train", help="Training pickle."),
     val_path: Path = typer.Option(..., "--val", help="Validation pickle."),
     out_dir: Path = typer.Option(..., help="Checkpoints, logs and metrics go here."),

@@ -325,6 +325,8 @@ class TrainConfig(Settings):
     nesterov: bool | None = None
     lr_steps: list[PositiveInt] | None = None
     lr_gamma: PositiveFloat | None = None
+    # step: x lr_gamma at each of lr_steps; cosine: annealed to 0 over the epochs (PYSKL's)
+    lr_schedule: Literal["step", "cosine"] | None = None
     clip_len: PositiveInt | None = None
     train_min_ratio: Fraction | None = None
     train_max_ratio: Fraction | None = None

@@ -147,9 +147,9 @@ def load_own_checkpoint(path: str | Path) -> dict:
 # continue the same run, so they must match the checkpoint's.
 TRAJECTORY_FIELDS = (
     "model", "seed", "batch_size", "base_batch_size", "scale_lr", "lr", "weight_decay",
-    "optimizer", "momentum", "nesterov", "lr_steps", "lr_gamma", "clip_len", "train_min_ratio",
-    "train_max_ratio", "min_len", "val_clip_ratio", "rotate", "decay_mult", "model_options",
-    "amp", "tf32", "drop_last", "with_score", "scale_range",
+    "optimizer", "momentum", "nesterov", "lr_steps", "lr_gamma", "lr_schedule", "clip_len",
+    "train_min_ratio", "train_max_ratio", "min_len", "val_clip_ratio", "rotate", "decay_mult",
+    "model_options", "amp", "tf32", "drop_last", "with_score", "scale_range",
 )  # fmt: skip
 
 

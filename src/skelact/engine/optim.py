@@ -106,7 +106,16 @@ def use_implementation(optimizer: torch.optim.Optimizer, model: torch.nn.Module)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Any) -> Any:
-    """Step schedule stepped once per epoch: lr x gamma after each epoch in ``lr_steps``."""
+    """The recipe's schedule, stepped once per epoch.
+
+    ``step``: lr x gamma after each epoch in ``lr_steps`` (the SkelAct recipes). ``cosine``:
+    half a cosine from the initial lr down to 0 over ``epochs`` (PYSKL's ``CosineAnnealing``
+    with ``min_lr=0``, which PYSKL steps per iteration and this per epoch).
+    """
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=int(config.epochs), eta_min=0.0
+        )
     return torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(config.lr_steps), gamma=float(config.lr_gamma)
     )

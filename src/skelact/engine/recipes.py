@@ -1,10 +1,11 @@
-"""The reference training recipes as data (the schedules of the SkelAct configs).
+"""The reference training recipes as data (the schedules of the SkelAct and PYSKL configs).
 
-The five SkelAct recipes differ only in numbers, so they live in a table rather than in code
-paths; what several recipes share is written once. The clip length is not here: it is the
-model's own default configuration (``skelact.models.default_clip_len``), one source for training,
-evaluation and export. The typed :class:`~skelact.config.TrainConfig` and the merge of
-``params.yaml`` and the command line over these recipes live in :mod:`skelact.config`.
+The five SkelAct recipes and PYSKL's two (ST-GCN++, CTR-GCN) differ only in numbers, so they
+live in a table rather than in code paths; what several recipes share is written once. The
+clip length is not here: it is the model's own default configuration
+(``skelact.models.default_clip_len``), one source for training, evaluation and export. The
+typed :class:`~skelact.config.TrainConfig` and the merge of ``params.yaml`` and the command
+line over these recipes live in :mod:`skelact.config`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 REFERENCE_BATCH_SIZE = 64
 
 # Shared by all five: random crop in [0.5, 1.0] of the frames (at least 64 frames), lr x0.1 steps.
-_COMMON = {"train_min_ratio": 0.5, "train_max_ratio": 1.0, "min_len": 64, "lr_gamma": 0.1}
+_COMMON = {"train_min_ratio": 0.5, "train_max_ratio": 1.0, "min_len": 64, "lr_gamma": 0.1,
+           "lr_schedule": "step"}  # fmt: skip
 _ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.0, "nesterov": False}
 _SGD = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 4e-4, "momentum": 0.9, "nesterov": True}
 _SCHEDULE = {"val_interval": 5, "decay_mult": {}}
@@ -45,6 +47,23 @@ RECIPES: dict[str, dict[str, Any]] = {
         "decay_mult": {},
     },  # fmt: skip
 }
+
+# PYSKL's NTU-60 3-D joint configs of ST-GCN++ and CTR-GCN (configs/stgcn++/stgcn++_ntu60_xsub_3dkp/
+# j.py, configs/ctrgcn/ctrgcn_pyskl_ntu60_xsub_3dkp/j.py): SGD 0.9 Nesterov, weight decay 5e-4,
+# lr 0.1 for 8 GPUs x 16 = 128 clips (0.05 at the batch of 64 that `lr` here belongs to, by the
+# linear scaling rule PYSKL's README prescribes), cosine annealing to 0 (PYSKL anneals per
+# iteration, this per epoch), 16 epochs of a 5x repeated training set (80 passes), validation
+# every 16th of the run (5 passes). UniformSample(clip_len=100): the whole clip, resampled to
+# 100 frames (PYSKL draws one random frame per segment in training; here training and
+# validation resample linearly, without that jitter), no rotation, one clip at validation.
+_PYSKL = {
+    "optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "momentum": 0.9, "nesterov": True,
+    "lr_schedule": "cosine", "lr_steps": [], "lr_gamma": 0.1, "epochs": 80, "val_interval": 5,
+    "train_min_ratio": 1.0, "train_max_ratio": 1.0, "min_len": 1, "val_clip_ratio": 1.0,
+    "rotate": 0.0, "decay_mult": {},
+}  # fmt: skip
+RECIPES["stgcnpp"] = _PYSKL
+RECIPES["ctrgcn"] = dict(_PYSKL)
 
 # The TrainConfig fields a recipe provides (None in TrainConfig = "use the recipe").
 RECIPE_FIELDS = (*RECIPES["hcn"], "clip_len")

@@ -332,7 +332,9 @@ def setup(
         f"{cfg.batch_size} = {run.per_rank}/rank x "
         f"{env.world_size} rank(s) | lr {lr:g} (base {float(cfg.lr):g} at batch "
         f"{cfg.base_batch_size}, linear scaling {'on' if cfg.scale_lr else 'off'}) | "
-        f"{cfg.optimizer}, {cfg.epochs} epochs, steps {cfg.lr_steps} | device {device}, amp "
+        f"{cfg.optimizer}, {cfg.epochs} epochs, "
+        f"{'cosine' if cfg.lr_schedule == 'cosine' else f'steps {cfg.lr_steps}'} | "
+        f"device {device}, amp "
         f"{cfg.amp}, tf32 {cfg.tf32}, compile {cfg.compile}, cuda graphs {cfg.cuda_graphs}, "
         f"drop_last {cfg.drop_last}, deterministic {cfg.deterministic}",
         always=True,

@@ -1,4 +1,4 @@
-"""The five SkelAct recognizers, built by name.
+"""The five SkelAct recognizers and the PYSKL baselines (ST-GCN++, CTR-GCN), built by name.
 
 ``build_model('hcn', num_classes=120)`` returns an ``nn.Module`` mapping ``N x C x T x V x M``
 float32 skeletons to ``N x num_classes`` logits. Each model file registers its builder with
@@ -14,7 +14,7 @@ from torch import nn
 
 # isort: off
 # Each model module registers itself on import; this order is the registry's (and every table's).
-from skelact.models import tscnn, hcn, tacnn, dgcn  # noqa: F401
+from skelact.models import tscnn, hcn, tacnn, dgcn, stgcnpp, ctrgcn  # noqa: F401
 
 # isort: on
 from skelact.layouts import NTU25, is_builtin, layout_to_dict
@@ -55,7 +55,7 @@ __all__ = [
     "to_mmaction_state_dict",
 ]
 
-#: Registered names, in registration order: tscnn, hcn, hcnb, tacnn, dgcn.
+#: Registered names, in registration order: tscnn, hcn, hcnb, tacnn, dgcn, stgcnpp, ctrgcn.
 MODEL_NAMES: tuple[str, ...] = model_names()
 
 

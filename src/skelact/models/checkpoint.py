@@ -222,10 +222,16 @@ def load_into(model: nn.Module, ckpt: Mapping[str, Any], path: str | os.PathLike
     return load_mmaction_state_dict(model, state, str(path))
 
 
+#: Where a reference checkpoint keeps its classifier: SkelAct/MMAction2's heads, PYSKL's GCNHead.
+_HEAD_WEIGHTS = ("cls_head.fc.weight", "cls_head.fc_cls.weight")
+
+
 def _head_classes(state: Mapping[str, torch.Tensor], path: Path) -> int:
-    weight = state.get("cls_head.fc.weight")
+    weight = next((state[k] for k in _HEAD_WEIGHTS if k in state), None)
     if weight is None:
-        raise CheckpointError(f"{path}: no 'cls_head.fc.weight' to infer num_classes from")
+        raise CheckpointError(
+            f"{path}: no {' or '.join(map(repr, _HEAD_WEIGHTS))} to infer num_classes from"
+        )
     return int(weight.shape[0])
 
 

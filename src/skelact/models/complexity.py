@@ -76,7 +76,7 @@ def complexity_of(model: torch.nn.Module, name: str, clip_len: int) -> dict:
 
 
 def complexity_table(names: Iterable[str] | None = None, num_classes: int = 60) -> list[dict]:
-    """:func:`model_complexity` for ``names`` (default: all five), in registry order."""
+    """:func:`model_complexity` for ``names`` (default: all registered), in registry order."""
     names = list(MODEL_NAMES if names is None else names)
     return [model_complexity(n, num_classes=num_classes) for n in names]
 
