@@ -93,7 +93,7 @@ def test_export_cli_writes_metrics_and_reports_errors(reference_dir: Path, tmp_p
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     metrics = read_export_metrics(metrics_path)
-    assert metrics["parity_rel_error"] < 1e-4 and metrics["clip_len"] == 32
+    assert 0 <= metrics["parity_ppm"] < 100 and metrics["clip_len"] == 32
     # a DVC metrics file: numbers only (names and paths are in the command's own output)
     assert all(isinstance(v, (int, float)) for v in metrics.values()), metrics
     assert json.loads(done.stdout)["onnx"] == str(tmp_path / "m.onnx")

@@ -588,6 +588,10 @@ def report_cmd(
             f"{row['top1_std']:.2f} over {len(row['seeds'])} seed(s)"
         )
     typer.echo(f"wrote {result.markdown}, {result.json}, {result.chart}")
+    typer.echo(
+        f"next: read {result.markdown}; `mlflow ui --backend-store-uri sqlite:///mlflow.db` for "
+        "the runs; `dvc plots show` for the curves and confusion matrices"
+    )
 
 
 @app.command("fuse")

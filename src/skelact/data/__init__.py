@@ -1,0 +1,1 @@
+"""Skeleton data: raw readers, preprocessing, formats, sampling and input streams."""

@@ -60,7 +60,11 @@ class ExportResult:
     def metrics(self) -> dict:
         """The numbers only: the pipeline's ``export.json`` is a DVC metrics file, and names or
         paths there would become string columns of ``dvc exp show``."""
-        return {k: v for k, v in asdict(self).items() if isinstance(v, (int, float))}
+        out = {k: v for k, v in asdict(self).items() if isinstance(v, (int, float))}
+        # DVC prints metrics to 5 decimals, so a relative error of 3e-7 would read 0.0: the
+        # file holds it in parts per million (0.3), which stays readable down to 1e-11.
+        out["parity_ppm"] = float(f"{out.pop('parity_rel_error') * 1e6:.4g}")
+        return out
 
 
 def check_input(shape: tuple[int, ...]) -> np.ndarray:

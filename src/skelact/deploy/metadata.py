@@ -155,9 +155,9 @@ def read_export_metrics(path: str | Path) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DeployError(f"{path}: unreadable export metrics ({exc})") from None
-    if not isinstance(data, dict) or "parity_rel_error" not in data:
-        raise DeployError(f"{path}: no 'parity_rel_error' in the export metrics")
-    return data
+    if not isinstance(data, dict) or not isinstance(data.get("parity_ppm"), (int, float)):
+        raise DeployError(f"{path}: no numeric 'parity_ppm' in the export metrics")
+    return {**data, "parity_rel_error": float(data["parity_ppm"]) / 1e6}
 
 
 def export_summary(runs_root: str | Path, benchmark: str, model: str, seeds) -> dict | None:

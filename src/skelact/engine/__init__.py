@@ -1,0 +1,1 @@
+"""Training, evaluation, prediction and score fusion: the stages that run models."""
