@@ -704,7 +704,7 @@ def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
                 if key != "last" and Path(path).is_file():  # last.pt equals best.pt or is stale
                     tracker.log_artifact(path)
             example = run.val_sampler(run.val_set, np.arange(min(2, len(run.val_set))))
-            tracker.log_model(run.model, input_example=example.cpu().numpy())
+            tracker.log_model(best_model(run), input_example=example.cpu().numpy())
             run.log(f"done: best val top1 {result.best_top1} at epoch {result.best_epoch}, "
                     f"{seconds:.1f} s -> {out_dir}", always=True)  # fmt: skip
         else:
@@ -712,6 +712,19 @@ def finish(run: Run, tracker: Any, epoch: int) -> TrainResult:
             tracker.finish("KILLED")  # not FINISHED: --resume reopens the same run
     D.barrier(run.env)
     return result
+
+
+def best_model(run: Run) -> torch.nn.Module:
+    """A CPU copy of the network with ``best.pt``'s weights: the checkpoint that ``best_top1``
+    (and the evaluation stage's ``eval_top1``) describe, so the model MLflow logs and serves is
+    that one and not the last epoch's (``last.pt`` stays an artifact of its own)."""
+    import copy
+
+    from skelact.models.checkpoint import read_checkpoint, unwrap
+
+    net = copy.deepcopy(unwrap(run.model)).cpu()
+    net.load_state_dict(read_checkpoint(run.out_dir / "best.pt")["state_dict"])
+    return net.eval()
 
 
 # ----------------------------------------------------------------------------- helpers
