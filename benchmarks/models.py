@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="torch threads per worker.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds (median).")
-    parser.add_argument("--steps", type=int, help="Steps per round (default 3; dgcn, stgcnpp, ctrgcn 1).")
+    parser.add_argument(
+        "--steps", type=int, help="Steps per round (default 3; dgcn, stgcnpp, ctrgcn 1)."
+    )
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),

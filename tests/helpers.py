@@ -104,7 +104,6 @@ def pyskl_fill(keys_shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> dic
 # coordinates are refused by the loader).
 
 
-
 def make_samples(num: int, num_classes: int, seed: int, frames=(48, 90)) -> list[dict]:
     from skelact.layouts import NTU25
 
