@@ -4,20 +4,23 @@ Each implementation runs in its own worker process, and the workers take turns: 
 round, every implementation times a few steps of the same model on the same input, so load on
 a shared machine hits them alike; the figure is the median over rounds. Implementations:
 
-* ``reference``: benchmarks/reference_models.py, a plain transcription of SkelAct's
+* ``reference``: benchmarks/reference_models.py, a plain transcription of SkelAct's five
   recognizers (tests/test_benchmark_reference.py proves it reproduces the reference logits);
+  PYSKL's ST-GCN++ and CTR-GCN have none (their reference is PYSKL's logits, checked in
+  tests/test_pyskl_models.py), so their rows time ``skelact`` (and ``baseline``) only;
 * ``skelact``: this checkout's models (``build_model``), in a process set up as ``skelact
   train`` sets its own (glibc keeps freed memory: ``keep_training_memory``) and with the layout
   autotune applied as training applies it (``--no-tune`` keeps the build default);
 * ``baseline``: with ``--baseline-rev REV``, the models of another revision of this
-  repository, checked out with ``git worktree`` into a temporary folder and imported from it.
+  repository, checked out with ``git worktree`` into a temporary folder and imported from it
+  (a model that revision lacks is left out of its row).
 
 A train step is forward, cross-entropy, backward and an Adam step on random input already in
 memory, float32, batch 32 by default, 2 torch threads. Every figure is printed beside the CPU it
 was measured on (model name, the AVX2/AVX-512 flags, what ATen dispatches to, and any cap on
 the instruction sets: ``--isa avx2`` times AVX2 code paths on an AVX-512 CPU).
 
-    python benchmarks/models.py                              # all five, reference vs skelact
+    python benchmarks/models.py                              # all seven, reference vs skelact
     python benchmarks/models.py --models hcn dgcn --baseline-rev main --rounds 7
     python benchmarks/models.py --infer --json
 
@@ -41,6 +44,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 IMPLS = ("reference", "skelact", "baseline")
+#: The models benchmarks/reference_models.py transcribes (SkelAct's five).
+REFERENCE_MODELS = ("tscnn", "hcn", "hcnb", "tacnn", "dgcn")
+#: One step per round for these (the slowest per step: DGCN; the GCNs at T = 100).
+ONE_STEP = ("dgcn", "stgcnpp", "ctrgcn")
 #: What ``--isa avx2`` sets for every worker: ATen's kernels, oneDNN's and MKL's, all at AVX2.
 AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
              "MKL_ENABLE_INSTRUCTIONS": "AVX2"}  # fmt: skip
@@ -185,7 +192,10 @@ def serve(impl: str, threads: int) -> None:
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "setup":
-            answer = worker.setup(req["model"], req["batch"], req["mode"], req["tune"])
+            try:
+                answer = worker.setup(req["model"], req["batch"], req["mode"], req["tune"])
+            except ValueError as exc:  # a model this revision does not register
+                answer = {"missing": str(exc)}
         elif req["op"] == "time":
             answer = {"seconds": worker.time(req["steps"], req["clock"])}
         elif req["op"] == "cpu":
@@ -249,14 +259,17 @@ def remove_checkout(tmp: Path) -> None:
 
 
 def measure(workers: dict[str, WorkerProcess], args, name: str, mode: str) -> dict:
-    """Interleaved rounds of every implementation on ``name``: samples/s medians and ratios."""
-    layouts = {
-        impl: w.ask(op="setup", model=name, batch=args.batch, mode=mode, tune=not args.no_tune)[
-            "layout"
-        ]
-        for impl, w in workers.items()
-    }
-    steps = args.steps or (1 if name == "dgcn" else 3)
+    """Interleaved rounds of every implementation that has ``name``: samples/s medians and
+    ratios (to the reference, where it transcribes the model)."""
+    layouts = {}
+    for impl, w in workers.items():
+        if impl == "reference" and name not in REFERENCE_MODELS:
+            continue
+        answer = w.ask(op="setup", model=name, batch=args.batch, mode=mode, tune=not args.no_tune)
+        if "layout" in answer:
+            layouts[impl] = answer["layout"]
+    workers = {impl: w for impl, w in workers.items() if impl in layouts}
+    steps = args.steps or (1 if name in ONE_STEP else 3)
     times: dict[str, list[float]] = {impl: [] for impl in workers}
     order = list(workers)
     for r in range(args.rounds):
@@ -295,7 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="torch threads per worker.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds (median).")
-    parser.add_argument("--steps", type=int, help="Steps per round (default 3; dgcn 1).")
+    parser.add_argument(
+        "--steps", type=int, help="Steps per round (default 3; dgcn, stgcnpp, ctrgcn 1)."
+    )
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -352,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
                         + (f" (x{row['vs_reference'][impl]:.2f})" if row["vs_reference"] else "")
                         for impl, rate in row["samples_per_s"].items()
                     )
-                    print(f"{name:<6} {mode:<5} {cells}   [{cpu['model_name']}]", flush=True)
+                    print(f"{name:<7} {mode:<5} {cells}   [{cpu['model_name']}]", flush=True)
         if args.json:
             print(json.dumps({"cpu": cpu, "load_avg_start": load, "rows": rows}, indent=2))
         elif load > (cpu["logical_cpus"] or 1) * 0.5:

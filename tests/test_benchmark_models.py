@@ -50,3 +50,26 @@ def test_isa_cap_reaches_the_workers_and_is_printed(tmp_path: Path) -> None:
     if report["cpu"]["avx2"]:
         assert report["cpu"]["aten_capability"] == "AVX2"
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in report["rows"][0]["cpu"]
+
+
+@pytest.mark.slow
+def test_pyskl_baselines_are_timed_without_a_reference(tmp_path: Path) -> None:
+    """ST-GCN++ and CTR-GCN have no SkelAct transcription: their rows time this checkout only,
+    at PYSKL's T = 100, printed beside the CPU (the reference worker still serves the others)."""
+    env = dict(os.environ, SKELACT_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "models.py")]
+    cmd += ["--models", "stgcnpp", "ctrgcn", "hcnb", "--batch", "2", "--rounds", "1"]
+    cmd += ["--threads", "1", "--no-tune"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("CPU: ")
+    cpu = lines[0].removeprefix("CPU: ").split(" (")[0]
+    rows = {line.split()[0]: line for line in lines if line.split()[1:2] == ["train"]}
+    assert set(rows) == {"stgcnpp", "ctrgcn", "hcnb"}
+    for name in ("stgcnpp", "ctrgcn"):
+        assert "skelact" in rows[name] and "reference" not in rows[name], rows[name]
+        assert rows[name].endswith(f"[{cpu}]")
+        rate = float(rows[name].split("skelact")[1].split("/s")[0])
+        assert rate > 0
+    assert "reference" in rows["hcnb"] and "(x1.00)" in rows["hcnb"]
