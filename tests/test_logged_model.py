@@ -3,7 +3,6 @@ not the last epoch's weights: `mlflow models serve` must serve what `eval_top1` 
 
 from __future__ import annotations
 
-
 import mlflow
 import mlflow.pytorch
 import torch
