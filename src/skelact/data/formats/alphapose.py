@@ -42,7 +42,7 @@ from skelact.data.formats.perframe import (
     numbers,
     track_id,
 )
-from skelact.data.formats.tracks import Detection, present_joints
+from skelact.data.formats.tracks import Detection, written_confidence
 from skelact.layouts import Layout, joint_count_hint
 
 __all__ = ["RESULTS_NAME", "read_clips", "score_range", "write_clips"]
@@ -123,10 +123,7 @@ def write_clips(
     for clip in clips:
         check_for_writing(clip, layout, channels=(2,))
         kp = np.asarray(clip.keypoint, dtype=np.float64)
-        present = present_joints(kp, clip.score)
-        conf = present.astype(np.float64)
-        if clip.score is not None:
-            conf = np.where(present, clip.score, 0.0)
+        present, conf = written_confidence(kp, clip.score)
         entries: list[dict[str, Any]] = []
         for t in range(kp.shape[1]):
             for m in range(kp.shape[0]):

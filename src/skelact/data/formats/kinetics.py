@@ -37,7 +37,7 @@ from skelact.atomic import atomic_write_text
 from skelact.data.formats import Clip, Dropped, FormatError
 from skelact.data.formats.clipfiles import check_for_writing
 from skelact.data.formats.perframe import ClipProblem, load_json, numbers
-from skelact.data.formats.tracks import present_joints
+from skelact.data.formats.tracks import written_confidence
 from skelact.layouts import Layout
 
 __all__ = [
@@ -211,10 +211,7 @@ def write_release(
                               "split and img_shape")  # fmt: skip
         size = np.array([clip.img_shape[1], clip.img_shape[0]], dtype=np.float64)
         kp = np.asarray(clip.keypoint, dtype=np.float64)
-        present = present_joints(kp, clip.score)
-        conf = present.astype(np.float64)
-        if clip.score is not None:
-            conf = np.where(present, clip.score, 0.0)
+        present, conf = written_confidence(kp, clip.score)
         frames = []
         for t in range(kp.shape[1]):
             skeleton = [

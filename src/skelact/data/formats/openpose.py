@@ -37,7 +37,7 @@ import numpy as np
 from skelact.atomic import atomic_write_text
 from skelact.data.formats import Clip, Dropped, FormatError
 from skelact.data.formats.clipfiles import check_for_writing
-from skelact.data.formats.tracks import Detection, match_tracks, present_joints
+from skelact.data.formats.tracks import Detection, match_tracks, written_confidence
 from skelact.layouts import Layout, joint_count_hint
 
 __all__ = ["read_clips", "write_clips"]
@@ -55,10 +55,7 @@ def write_clips(clips: Iterable[Clip], out_dir: Path, layout: Layout) -> None:
     for clip in clips:
         check_for_writing(clip, layout, channels=(2,))
         kp = np.asarray(clip.keypoint, dtype=np.float32)
-        present = present_joints(kp, clip.score)
-        conf = present.astype(np.float32)
-        if clip.score is not None:
-            conf = np.where(present, clip.score, 0).astype(np.float32)
+        present, conf = written_confidence(kp, clip.score, np.float32)
         values = np.concatenate([np.where(present[..., None], kp, 0), conf[..., None]], axis=-1)
         # float32's shortest text as JSON numbers: they read back to the same float32
         values = values.astype(str).astype(np.float64)

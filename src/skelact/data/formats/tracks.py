@@ -34,6 +34,19 @@ def present_joints(keypoint: np.ndarray, score: np.ndarray | None) -> np.ndarray
     return present
 
 
+def written_confidence(
+    keypoint: np.ndarray, score: np.ndarray | None, dtype: type | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a format writer emits per joint: ``(present, confidence)``, the confidence being the
+    clip's score where the joint is present (1 for a clip without scores) and 0 where absent.
+    ``dtype`` None keeps the score's own dtype (float64 for a clip without scores)."""
+    present = present_joints(keypoint, score)
+    if score is None:
+        return present, present.astype(dtype or np.float64)
+    conf = np.where(present, score, 0.0)
+    return present, conf if dtype is None else conf.astype(dtype)
+
+
 def motion_energy(keypoint: np.ndarray, present: np.ndarray) -> np.ndarray:
     """Per person of ``(M, T, V, C)``: sum over channels of the std of its present joints.
 

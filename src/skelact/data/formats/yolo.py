@@ -35,7 +35,7 @@ from skelact.atomic import atomic_write_text
 from skelact.data.formats import Clip, Dropped, FormatError
 from skelact.data.formats.clipfiles import check_for_writing
 from skelact.data.formats.perframe import ClipProblem, assemble, frame_number
-from skelact.data.formats.tracks import Detection, present_joints
+from skelact.data.formats.tracks import Detection, written_confidence
 from skelact.layouts import Layout
 
 __all__ = ["VISIBLE_MIN", "read_clips", "write_clips"]
@@ -174,10 +174,7 @@ def write_clips(
     for clip in clips:
         check_for_writing(clip, layout, channels=(2,))
         kp = np.asarray(clip.keypoint, dtype=np.float64)
-        present = present_joints(kp, clip.score)
-        conf = present.astype(np.float64)
-        if clip.score is not None:
-            conf = np.where(present, clip.score, 0.0)
+        present, conf = written_confidence(kp, clip.score)
         for t in range(kp.shape[1]):
             lines = []
             for m in range(kp.shape[0]):
